@@ -1,0 +1,122 @@
+using Runbox.Core.Tasks;
+
+namespace Runbox.Core.Seams;
+
+/// <summary>
+/// The dispatch plane: who runs what next and who holds which lease. Strict priority (9 first),
+/// FIFO within a priority, across users; a user at their concurrency limit never blocks others.
+/// Every write by a worker carries the lease's fence; a stale fence changes nothing.
+/// The store stays the system of record: everything here can be rebuilt from it.
+/// </summary>
+public interface ITaskQueue
+{
+    /// <summary>Makes a pending task claimable (now, or at <see cref="QueueItem.RunAt"/>). Idempotent: a task already queued or running is left as it is.</summary>
+    Task EnqueueAsync(QueueItem item, CancellationToken cancellationToken);
+
+    /// <summary>Claims up to <paramref name="max"/> tasks at once without blocking; each claim bumps the task's fence.</summary>
+    Task<IReadOnlyList<Lease>> ClaimAsync(string workerId, int max, CancellationToken cancellationToken);
+
+    /// <summary>Blocks until work may be available or <paramref name="maxWait"/> passes (no polling).</summary>
+    Task WaitForWorkAsync(TimeSpan maxWait, CancellationToken cancellationToken);
+
+    /// <summary>Extends the leases whose fence still matches and reports on each.</summary>
+    Task<IReadOnlyList<LeaseStatus>> HeartbeatAsync(string workerId, IReadOnlyList<Lease> leases, CancellationToken cancellationToken);
+
+    /// <summary>Ends an attempt with an outcome the worker already decided. Returns false (and changes nothing) for a stale fence.</summary>
+    Task<bool> FinishAsync(Lease lease, AttemptOutcome outcome, CancellationToken cancellationToken);
+
+    /// <summary>Removes a pending task at once, or flags a running one and nudges its worker.</summary>
+    Task<CancelResult> CancelAsync(Guid taskId, CancellationToken cancellationToken);
+
+    /// <summary>Handles up to <paramref name="max"/> expired leases: bumps each fence, then retries, times out or dead-letters.</summary>
+    Task<IReadOnlyList<ReapedTask>> ReapAsync(int max, CancellationToken cancellationToken);
+
+    /// <summary>Takes a dead-lettered task out of the dead letters and queues it again with a fresh attempt budget.</summary>
+    Task<bool> RequeueDeadLetterAsync(QueueItem item, CancellationToken cancellationToken);
+
+    /// <summary>Forgets a task entirely (the store finished it; nothing of it is left to dispatch).</summary>
+    Task RemoveAsync(Guid taskId, CancellationToken cancellationToken);
+
+    /// <summary>What the queue knows of a task, or null when it holds nothing for it.</summary>
+    Task<QueuedTaskState?> GetStateAsync(Guid taskId, CancellationToken cancellationToken);
+
+    Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken);
+
+    Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Cancel requests for running tasks as they are made (the fast path; heartbeats are the sure one).</summary>
+    Task SubscribeCancellationsAsync(Func<Guid, Task> onCancel, CancellationToken cancellationToken);
+
+    Task RegisterWorkerAsync(WorkerInfo worker, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>What the queue needs to dispatch one task; <see cref="Fence"/> is a floor (the store's fence) so a rebuilt queue never reissues an old fence.</summary>
+public sealed record QueueItem(Guid TaskId, string User, int Priority)
+{
+    public long Fence { get; init; }
+    /// <summary>Attempts started so far.</summary>
+    public int Attempt { get; init; }
+    public int MaxAttempts { get; init; } = 3;
+    public bool RetryOnInfrastructure { get; init; } = true;
+    public bool RetryOnTimeout { get; init; } = true;
+    /// <summary>How long an attempt may hold its lease in all (compile + run + grace); past it the reaper times the task out.</summary>
+    public TimeSpan RunDeadline { get; init; } = TimeSpan.FromMinutes(2);
+    public DateTimeOffset? RunAt { get; init; }
+}
+
+public sealed record Lease(Guid TaskId, string User, long Fence, int Attempt, DateTimeOffset LeaseUntil);
+
+public enum LeaseState
+{
+    Ok,
+    /// <summary>The fence moved on or the task is no longer running: stop and write nothing.</summary>
+    Lost,
+    CancelRequested,
+    PastDeadline,
+}
+
+public sealed record LeaseStatus(Guid TaskId, LeaseState State);
+
+public enum OutcomeKind
+{
+    Completed,
+    Cancelled,
+    /// <summary>Failed or timed out, with attempts left: back to pending at <see cref="AttemptOutcome.RetryAt"/>.</summary>
+    Retry,
+    /// <summary>Failed or timed out for good: dead-lettered.</summary>
+    DeadLetter,
+    /// <summary>Failed or timed out and not retryable by policy (e.g. a compile error): finished, not dead-lettered.</summary>
+    Failed,
+}
+
+public sealed record AttemptOutcome(OutcomeKind Kind, TaskStatus Status)
+{
+    public DateTimeOffset? RetryAt { get; init; }
+    public string? Error { get; init; }
+}
+
+public enum CancelResult
+{
+    NotFound,
+    RemovedPending,
+    FlaggedRunning,
+    AlreadyFinished,
+}
+
+public sealed record ReapedTask(Guid TaskId, string User, long NewFence, int Attempt, AttemptOutcome Outcome);
+
+public sealed record QueuedTaskState(Guid TaskId, string State, long Fence, int Attempt, bool Dead);
+
+public sealed record QueueStats
+{
+    public IReadOnlyDictionary<int, long> ReadyByPriority { get; init; } = new Dictionary<int, long>();
+    public long Delayed { get; init; }
+    public long Running { get; init; }
+    public long DeadLettered { get; init; }
+    public long DeadLetterTrimmed { get; init; }
+    public TimeSpan? OldestPendingAge { get; init; }
+}
+
+public sealed record WorkerInfo(string Id, string Host, int Slots, int Busy, DateTimeOffset LastHeartbeat, string Version);

@@ -1,0 +1,99 @@
+using Runbox.Core.Execution;
+using Runbox.Core.Tasks;
+
+namespace Runbox.Core.Seams;
+
+/// <summary>
+/// The system of record: tasks, every transition, every attempt's result, artifacts.
+/// Every status change is checked against <see cref="TaskStateMachine"/> and is conditional on the
+/// expected status and the writer's fence, so a stale or racing writer changes nothing.
+/// </summary>
+public interface ITaskStore
+{
+    /// <summary>
+    /// Creates a pending task and records its first transition (null → pending, reason "submitted").
+    /// With an idempotency key already used by the same user, returns that user's first task and
+    /// <c>Created = false</c> instead.
+    /// </summary>
+    Task<CreateTaskResult> CreateAsync(NewTask task, CancellationToken cancellationToken);
+
+    Task<TaskRecord?> GetAsync(Guid id, CancellationToken cancellationToken);
+
+    /// <summary>Tasks newest first, filtered by the query; the cursor is opaque to callers.</summary>
+    Task<TaskPage> ListAsync(TaskQuery query, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Applies the steps in order, all or nothing, in one transaction. Each step must be allowed by
+    /// the state machine, start from the status the previous step left, and carry a fence no lower
+    /// than the stored one. A refused step changes nothing and is reported as a conflict.
+    /// </summary>
+    Task<TransitionResult> TransitionAsync(IReadOnlyList<TransitionRequest> steps, CancellationToken cancellationToken);
+
+    /// <summary>The bytes of an artifact of the task's latest result, or null.</summary>
+    Task<byte[]?> GetArtifactAsync(Guid id, string name, CancellationToken cancellationToken);
+
+    /// <summary>Pending tasks in submission order after <paramref name="afterId"/>, for the reconciler.</summary>
+    Task<IReadOnlyList<TaskRecord>> ListByStatusAsync(TaskStatus status, int limit, Guid? afterId, CancellationToken cancellationToken);
+
+    /// <summary>Deletes tasks that finished for good (terminal, or failed/timeout and dead-lettered) before the cutoff; returns how many.</summary>
+    Task<int> DeleteFinishedBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken);
+}
+
+public sealed record NewTask(TaskSpec Spec, string? IdempotencyKey = null);
+
+public sealed record CreateTaskResult(TaskRecord Task, bool Created);
+
+public sealed record TaskQuery
+{
+    /// <summary>Null lists every user's tasks (admins and the dead-letter view).</summary>
+    public string? User { get; init; }
+    public TaskStatus? Status { get; init; }
+    public bool? DeadLettered { get; init; }
+    public int Limit { get; init; } = 50;
+    public string? Cursor { get; init; }
+}
+
+public sealed record TaskPage(IReadOnlyList<TaskRecord> Items, string? NextCursor);
+
+/// <summary>One status change. A null <see cref="Fence"/> is a user action (cancel, retry) that no attempt owns.</summary>
+public sealed record TransitionRequest(Guid TaskId, TaskStatus From, TaskStatus To, string Reason)
+{
+    /// <summary>
+    /// The writer's fence. Accepted when the stored fence is not higher; the stored fence then becomes this one.
+    /// Moving pending → running requires a fence strictly higher than the stored one (a new claim).
+    /// </summary>
+    public long? Fence { get; init; }
+
+    public string? WorkerId { get; init; }
+
+    /// <summary>The finished attempt's result, kept with the attempt and shown as the task's latest result.</summary>
+    public ExecutionResult? Result { get; init; }
+
+    /// <summary>For a move to pending: when the next attempt may start.</summary>
+    public DateTimeOffset? NextAttemptAt { get; init; }
+
+    public bool? DeadLettered { get; init; }
+
+    /// <summary>A dead-letter requeue grants more attempts by raising the maximum.</summary>
+    public int? MaxAttempts { get; init; }
+}
+
+public enum TransitionConflict
+{
+    NotFound,
+    /// <summary>The state machine forbids the change.</summary>
+    InvalidTransition,
+    /// <summary>The task is not in the expected status any more (someone else moved it).</summary>
+    StatusMismatch,
+    /// <summary>The writer's fence is older than the stored one: a zombie write.</summary>
+    StaleFence,
+}
+
+public sealed record TransitionResult(TaskRecord? Task, TransitionConflict? Conflict, TaskStatus? ActualStatus = null)
+{
+    public bool Succeeded => Conflict is null;
+
+    public static TransitionResult Ok(TaskRecord task) => new(task, null, task.Status);
+
+    public static TransitionResult Refused(TransitionConflict conflict, TaskStatus? actual) => new(null, conflict, actual);
+}
