@@ -1,0 +1,32 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Runbox.Worker;
+
+public static class WorkerServiceCollectionExtensions
+{
+    /// <summary>The worker pool with its reaper and reconciler. Needs a store, queue, events and sandbox.</summary>
+    public static IServiceCollection AddRunboxWorker(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<AttemptRunner>();
+        services.AddSingleton(sp => new WorkerPool(
+            sp.GetRequiredService<Core.Seams.ITaskQueue>(),
+            sp.GetRequiredService<AttemptRunner>(),
+            sp.GetRequiredService<IOptions<WorkerOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WorkerPool>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<WorkerPool>());
+        services.AddSingleton<Reaper>();
+        services.AddHostedService(sp => sp.GetRequiredService<Reaper>());
+        services.AddSingleton<Reconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<Reconciler>());
+
+        // Shutdown must outlast the pool's grace period, or the host would cut off the hand-back.
+        services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
+            host.ShutdownTimeout = worker.Value.ShutdownGrace + TimeSpan.FromSeconds(15));
+        return services;
+    }
+}
