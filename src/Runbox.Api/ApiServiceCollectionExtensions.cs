@@ -1,0 +1,66 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Runbox.Api.Auth;
+using Runbox.Api.Endpoints;
+using Runbox.Core.Limits;
+using Runbox.Core.Metrics;
+
+namespace Runbox.Api;
+
+public static class ApiServiceCollectionExtensions
+{
+    /// <summary>The HTTP API. Needs a store, queue, events and an <see cref="ILanguageDirectory"/>.</summary>
+    public static IServiceCollection AddRunboxApi(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ApiOptions>().Bind(configuration.GetSection(ApiOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section))
+            .Validate(o => o.Keys.All(k => k.Key.Length >= 16 && k.User.Length > 0), "Every Runbox:Auth:Keys entry needs a Key of 16+ characters and a User.")
+            .Validate(o => o.Keys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() == o.Keys.Count, "Runbox:Auth:Keys has the same key twice.")
+            .ValidateOnStart();
+        services.AddOptions<UsersOptions>().Bind(configuration.GetSection(UsersOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton(LimitPolicy.Default);
+        services.TryAddSingleton<RunboxMetrics>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<TaskService>();
+        services.AddSingleton<IReadinessCheck, StoreReadinessCheck>();
+        services.AddSingleton<IReadinessCheck, QueueReadinessCheck>();
+        services.AddHostedService<UserLimitsPublisher>();
+
+        services.ConfigureHttpJsonOptions(o => Configure(o.SerializerOptions));
+        services.AddProblemDetails();
+        services.AddOpenApi();
+        return services;
+    }
+
+    /// <summary>The wire format: snake_case names, unknown fields refused, nulls written out as in the contract.</summary>
+    public static void Configure(JsonSerializerOptions options)
+    {
+        options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        options.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+    }
+
+    public static WebApplication MapRunboxApi(this WebApplication app)
+    {
+        // Anything unexpected is a 500 problem document; stack traces stay in the log.
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            ExceptionHandler = context => Problems.Write(context, StatusCodes.Status500InternalServerError, "Internal error", "The server failed; the error is logged."),
+        });
+        app.UseStatusCodePages();
+        app.UseMiddleware<ApiKeyMiddleware>();
+        app.MapTasksEndpoints();
+        app.MapEventsEndpoints();
+        app.MapQueueEndpoints();
+        app.MapHealthEndpoints();
+        app.MapOpenApi();
+        return app;
+    }
+}

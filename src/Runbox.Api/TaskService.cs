@@ -1,0 +1,202 @@
+using Microsoft.Extensions.Options;
+using Runbox.Api.Auth;
+using Runbox.Core.Limits;
+using Runbox.Core.Metrics;
+using Runbox.Core.Seams;
+using Runbox.Core.Tasks;
+using Runbox.Core.Validation;
+
+namespace Runbox.Api;
+
+public enum CommandStatus
+{
+    Ok,
+    NotFound,
+    Conflict,
+}
+
+public sealed record CommandResult(CommandStatus Status, TaskRecord? Task, string? Detail = null)
+{
+    public static CommandResult NotFound() => new(CommandStatus.NotFound, null);
+
+    public static CommandResult Conflict(TaskRecord task, string detail) => new(CommandStatus.Conflict, task, detail);
+
+    public static CommandResult Ok(TaskRecord task) => new(CommandStatus.Ok, task);
+}
+
+/// <summary>
+/// What the API does to tasks. The store is written first, then the queue, so a crash in between
+/// leaves a pending task the reconciler re-enqueues: nothing accepted is lost.
+/// </summary>
+public sealed class TaskService(
+    ITaskStore store,
+    ITaskQueue queue,
+    ITaskEvents events,
+    ILanguageDirectory languages,
+    LimitPolicy limits,
+    RunboxMetrics metrics,
+    IOptions<ApiOptions> options)
+{
+    private static readonly TimeSpan CancelSettle = TimeSpan.FromSeconds(3);
+
+    public sealed record SubmitResult(TaskRecord? Task, bool Created, IReadOnlyDictionary<string, string[]>? Errors);
+
+    public async Task<SubmitResult> SubmitAsync(Caller caller, TaskSubmission submission, string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        var offered = await languages.GetAsync(cancellationToken);
+        var validation = new TaskSubmissionValidator(limits, offered.Select(l => l.Id)).Validate(submission, caller.User);
+        if (!validation.IsValid)
+        {
+            return new SubmitResult(null, false, validation.Errors);
+        }
+
+        var created = await store.CreateAsync(new NewTask(validation.Spec!, idempotencyKey), cancellationToken);
+        if (created.Created)
+        {
+            metrics.TaskSubmitted();
+            metrics.Transitioned(TaskStatus.Pending);
+            await events.PublishStatusesAsync(created.Task, [TaskStatus.Pending], cancellationToken);
+            await queue.EnqueueAsync(created.Task.ToQueueItem(options.Value.DeadlineSlack), cancellationToken);
+        }
+        return new SubmitResult(created.Task, created.Created, null);
+    }
+
+    /// <summary>The caller's task, or null when it does not exist or belongs to someone else (no leak of which).</summary>
+    public async Task<TaskRecord?> GetAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    {
+        var task = await store.GetAsync(id, cancellationToken);
+        return task is not null && caller.CanSee(task.User) ? task : null;
+    }
+
+    public async Task<CommandResult> CancelAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    {
+        var task = await GetAsync(caller, id, cancellationToken);
+        if (task is null)
+        {
+            return CommandResult.NotFound();
+        }
+
+        if (task.Status == TaskStatus.Pending)
+        {
+            var write = await store.TransitionAsync([new TransitionRequest(id, TaskStatus.Pending, TaskStatus.Cancelled, "cancelled by user")], cancellationToken);
+            if (write.Succeeded)
+            {
+                // If a worker claimed it meanwhile, its pending → running write is now refused and it
+                // settles the queue entry as cancelled.
+                await queue.CancelAsync(id, cancellationToken);
+                metrics.Transitioned(TaskStatus.Cancelled);
+                await events.PublishStatusesAsync(write.Task!, [TaskStatus.Cancelled], cancellationToken);
+                return CommandResult.Ok(write.Task!);
+            }
+            task = await store.GetAsync(id, cancellationToken) ?? task;
+        }
+
+        if (task.Status == TaskStatus.Running)
+        {
+            // The worker owns the running attempt: flag it and let the worker stop the run and write
+            // the outcome with its fence (or the reaper, if the worker is gone).
+            await queue.CancelAsync(id, cancellationToken);
+            return CommandResult.Ok(await WaitForSettledAsync(id, CancelSettle, cancellationToken) ?? task);
+        }
+
+        return CommandResult.Conflict(task, $"The task is already {task.Status.ToWire()}.");
+    }
+
+    public async Task<CommandResult> RetryAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    {
+        var task = await GetAsync(caller, id, cancellationToken);
+        if (task is null)
+        {
+            return CommandResult.NotFound();
+        }
+        if (task.Status is not (TaskStatus.Failed or TaskStatus.Timeout))
+        {
+            return CommandResult.Conflict(task, $"Only failed or timed-out tasks can be retried; this one is {task.Status.ToWire()}.");
+        }
+        // A manual retry always gets its attempt, even when the automatic budget is spent.
+        return await RequeueAsync(task, Math.Max(task.MaxAttempts, task.Attempt + 1), "retried by user", cancellationToken);
+    }
+
+    public async Task<CommandResult> RequeueDeadLetterAsync(Caller caller, Guid id, CancellationToken cancellationToken)
+    {
+        var task = await GetAsync(caller, id, cancellationToken);
+        if (task is null)
+        {
+            return CommandResult.NotFound();
+        }
+        if (!task.DeadLettered || task.Status is not (TaskStatus.Failed or TaskStatus.Timeout))
+        {
+            return CommandResult.Conflict(task, "The task is not in the dead letters.");
+        }
+        // A fresh budget of max_attempts on top of the attempts already made; attempt keeps counting.
+        return await RequeueAsync(task, task.Attempt + task.Spec.Retry.MaxAttempts, "requeued from dead letters", cancellationToken);
+    }
+
+    private async Task<CommandResult> RequeueAsync(TaskRecord task, int maxAttempts, string reason, CancellationToken cancellationToken)
+    {
+        var write = await store.TransitionAsync(
+            [new TransitionRequest(task.Id, task.Status, TaskStatus.Pending, reason) { MaxAttempts = maxAttempts, DeadLettered = false }],
+            cancellationToken);
+        if (!write.Succeeded)
+        {
+            var now = await store.GetAsync(task.Id, cancellationToken) ?? task;
+            return CommandResult.Conflict(now, $"The task changed meanwhile; it is {now.Status.ToWire()}.");
+        }
+        var requeued = write.Task!;
+        var item = requeued.ToQueueItem(options.Value.DeadlineSlack) with { RunAt = null };
+        if (task.DeadLettered)
+        {
+            await queue.RequeueDeadLetterAsync(item, cancellationToken);
+        }
+        else
+        {
+            await queue.EnqueueAsync(item, cancellationToken);
+        }
+        metrics.Transitioned(TaskStatus.Pending);
+        await events.PublishStatusesAsync(requeued, [TaskStatus.Pending], cancellationToken);
+        return CommandResult.Ok(requeued);
+    }
+
+    /// <summary>
+    /// Waits until the task is settled for good (completed, cancelled, or failed/timeout with no retry
+    /// pending) or the timeout passes; returns the task as it then is.
+    /// </summary>
+    public async Task<TaskRecord?> WaitForSettledAsync(Guid id, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        string? after = null;
+        var first = true;
+        try
+        {
+            while (true)
+            {
+                var task = await store.GetAsync(id, deadline.Token);
+                if (task is null || IsSettled(task.Status))
+                {
+                    return task;
+                }
+                if (first)
+                {
+                    // Start following from the stream's end as it is now; earlier events are in the store.
+                    first = false;
+                    var backlog = await events.ReadAsync(id, null, TimeSpan.Zero, deadline.Token);
+                    after = backlog.Count > 0 ? backlog[^1].Id : null;
+                    continue;
+                }
+                var news = await events.ReadAsync(id, after, TimeSpan.FromSeconds(1), deadline.Token);
+                if (news.Count > 0)
+                {
+                    after = news[^1].Id;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return await store.GetAsync(id, cancellationToken);
+        }
+    }
+
+    /// <summary>The store writes failed → pending in the same transaction, so a failed task here is not being retried.</summary>
+    public static bool IsSettled(TaskStatus status) => status is TaskStatus.Completed or TaskStatus.Cancelled or TaskStatus.Failed or TaskStatus.Timeout;
+}
