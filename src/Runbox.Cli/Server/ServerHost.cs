@@ -1,0 +1,163 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Runbox.Api;
+using Runbox.Api.Auth;
+using Runbox.Api.Endpoints;
+using Runbox.Core.Seams;
+using Runbox.Queue;
+using Runbox.Sandbox;
+using Runbox.Store;
+using Runbox.Worker;
+using StackExchange.Redis;
+
+namespace Runbox.Cli.Server;
+
+public enum Role
+{
+    /// <summary>API and workers in one process, on the embedded defaults: the one-machine setup.</summary>
+    Serve,
+    Api,
+    Worker,
+}
+
+/// <summary>
+/// Composes the server roles from the parts. Configuration comes from appsettings.json, then
+/// <c>Runbox__*</c> environment variables, then the command-line flags.
+/// </summary>
+public static class ServerHost
+{
+    public const int DefaultPort = 8080;
+    public const int DefaultWorkerPort = 8081;
+
+    public static async Task<int> RunAsync(Role role, string[] args, CancellationToken cancellationToken)
+    {
+        var flags = CommandArgs.Parse(args, [], ["port", "data", "slots", "store", "redis"]);
+        if (flags.Positionals.Count > 0)
+        {
+            throw new UsageException($"Unexpected argument '{flags.Positionals[0]}'.");
+        }
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        var overrides = new Dictionary<string, string?>();
+        if (flags.IntOption("port", 0, 65535) is { } port)
+        {
+            overrides["Runbox:Port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (flags.Option("data") is { } data)
+        {
+            overrides["Runbox:Data"] = data;
+        }
+        if (flags.IntOption("slots", 1, 4096) is { } slots)
+        {
+            overrides[$"{WorkerOptions.Section}:Slots"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (flags.Option("store") is { } store)
+        {
+            overrides["Runbox:Store"] = store;
+        }
+        if (flags.Option("redis") is { } redisSetting)
+        {
+            overrides["Runbox:Redis"] = redisSetting;
+        }
+        builder.Configuration.AddInMemoryCollection(overrides);
+        var config = builder.Configuration;
+
+        var dataDirectory = Path.GetFullPath(config["Runbox:Data"] is { Length: > 0 } d ? d : "data", Environment.CurrentDirectory);
+        Directory.CreateDirectory(dataDirectory);
+        using var loggerFactory = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+        var log = loggerFactory.CreateLogger("Runbox");
+
+        // The embedded default: our own redis-server child, persisted in the data folder.
+        await using var localRedis = string.IsNullOrWhiteSpace(config["Runbox:Redis"])
+            ? await LocalRedisServer.StartAsync(Path.Combine(dataDirectory, "redis"), loggerFactory.CreateLogger<LocalRedisServer>(), cancellationToken)
+            : null;
+        var redisConnection = localRedis?.ConnectionString ?? config["Runbox:Redis"]!;
+        var storeSetting = config["Runbox:Store"] is { Length: > 0 } s ? s : $"sqlite:{Path.Combine(dataDirectory, "runbox.db")}";
+
+        var services = builder.Services;
+        services.AddSingleton(TimeProvider.System);
+        services.AddRunboxStore(storeSetting);
+        var multiplexer = await ConnectionMultiplexer.ConnectAsync(redisConnection);
+        services.AddSingleton<IConnectionMultiplexer>(multiplexer);
+        services.AddRunboxQueue(o =>
+        {
+            config.GetSection("Runbox:Queue").Bind(o);
+            o.ConnectionString = redisConnection;
+        });
+
+        var runsTasks = role is Role.Serve or Role.Worker;
+        if (runsTasks)
+        {
+            services.AddRunboxSandbox(o => o.StateDirectory = config["Runbox:Sandbox:StateDirectory"] is { Length: > 0 } state ? state : Path.Combine(dataDirectory, "sandbox"));
+            services.AddRunboxWorker(config);
+            services.AddSingleton<IReadinessCheck, SandboxReadinessCheck>();
+            services.AddHostedService<LanguageAnnouncer>();
+        }
+        if (role is Role.Serve or Role.Api)
+        {
+            services.AddRunboxApi(config);
+            if (runsTasks)
+            {
+                services.AddSingleton<ILanguageDirectory, SandboxLanguageDirectory>();
+            }
+            else
+            {
+                services.AddSingleton<ILanguageDirectory, RedisLanguageDirectory>();
+            }
+        }
+        else
+        {
+            // A worker answers health and metrics only.
+            services.AddSingleton<Core.Metrics.RunboxMetrics>();
+            services.AddSingleton<IReadinessCheck, StoreReadinessCheck>();
+            services.AddSingleton<IReadinessCheck, QueueReadinessCheck>();
+        }
+
+        var localMode = !config.GetSection($"{AuthOptions.Section}:Keys").GetChildren().Any();
+        var listenPort = config.GetValue<int?>("Runbox:Port") ?? (role == Role.Worker ? DefaultWorkerPort : DefaultPort);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // Without API keys anyone who can connect is trusted, so only this machine may.
+            if (localMode || role == Role.Worker && config.GetValue<bool>("Runbox:Worker:LocalOnly", true))
+            {
+                kestrel.ListenLocalhost(listenPort);
+            }
+            else
+            {
+                kestrel.ListenAnyIP(listenPort);
+            }
+            kestrel.Limits.MaxRequestBodySize = config.GetValue<long?>($"{ApiOptions.Section}:MaxBodyBytes") ?? new ApiOptions().MaxBodyBytes;
+        });
+
+        await using var app = builder.Build();
+        await app.Services.GetRequiredService<SqlTaskStore>().MigrateAsync(cancellationToken);
+        await RedisHealth.CheckEvictionPolicyAsync(multiplexer, log, cancellationToken);
+        if (role == Role.Worker)
+        {
+            app.MapHealthEndpoints();
+        }
+        else
+        {
+            app.MapRunboxApi();
+        }
+
+        Log.Started(log,
+            role.ToString().ToLowerInvariant(), listenPort, localMode ? " (local mode: no API keys, 127.0.0.1 only)" : "",
+            Describe(storeSetting), localRedis is null ? "external" : $"embedded (pid {localRedis.ProcessId})", dataDirectory);
+
+        await app.RunAsync(cancellationToken);
+        await multiplexer.CloseAsync();
+        return 0;
+    }
+
+    /// <summary>The store setting without a password.</summary>
+    private static string Describe(string storeSetting) =>
+        storeSetting.StartsWith(TaskStoreFactory.SqlitePrefix, StringComparison.OrdinalIgnoreCase)
+            ? storeSetting
+            : "postgresql (" + string.Join(";", storeSetting.Split(';').Where(p => !p.TrimStart().StartsWith("Password", StringComparison.OrdinalIgnoreCase))) + ")";
+}
