@@ -1,9 +1,9 @@
-// Runbox runs containers through Linux OCI runtimes; the program is Linux-only.
-[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
-
 using Runbox.Cli;
 using Runbox.Cli.Client;
 using Runbox.Cli.Server;
+
+// Runbox runs containers through Linux OCI runtimes; the program is Linux-only.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]
 
 const string Usage = """
     runbox: run untrusted code in containers, queued by priority with per-user limits.

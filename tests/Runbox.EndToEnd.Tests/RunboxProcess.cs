@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Runbox.EndToEnd.Tests;
+
+/// <summary>
+/// A real `runbox` server process (serve, api or worker) started from the built program, with its
+/// own port and data folder. Its log is kept for failure messages.
+/// </summary>
+public sealed class RunboxProcess : IAsyncDisposable
+{
+    private static readonly string Program = Path.Combine(AppContext.BaseDirectory, "runbox.dll");
+    private readonly Process _process;
+    private readonly StringBuilder _log = new();
+
+    private RunboxProcess(Process process, int port, string dataDirectory)
+    {
+        _process = process;
+        Port = port;
+        DataDirectory = dataDirectory;
+    }
+
+    public int Port { get; }
+    public string DataDirectory { get; }
+    public Uri BaseAddress => new($"http://127.0.0.1:{Port}");
+    public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
+
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    public static async Task<RunboxProcess> StartAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port = null, params string[] extraArgs)
+    {
+        port ??= FreePort();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { Program, role, "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory }.Concat(extraArgs))
+        {
+            start.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+        start.Environment["Logging__Console__FormatterName"] = "simple";
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start runbox");
+        var runbox = new RunboxProcess(process, port.Value, dataDirectory);
+        process.OutputDataReceived += (_, e) => runbox.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => runbox.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await runbox.WaitUntilLiveAsync(TimeSpan.FromSeconds(90));
+        return runbox;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        lock (_log)
+        {
+            _log.AppendLine(line);
+        }
+    }
+
+    private async Task WaitUntilLiveAsync(TimeSpan timeout)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < timeout)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"runbox exited with {_process.ExitCode} before it was live:\n{Log}");
+            }
+            try
+            {
+                using var response = await http.GetAsync(new Uri(BaseAddress, "/health/ready"));
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"runbox was not ready within {timeout}:\n{Log}");
+    }
+
+    /// <summary>SIGTERM and wait: the graceful path.</summary>
+    public async Task StopAsync(TimeSpan? timeout = null)
+    {
+        if (_process.HasExited)
+        {
+            return;
+        }
+        Signal("TERM");
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync(CancellationToken.None);
+        }
+    }
+
+    public void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            await StopAsync(TimeSpan.FromSeconds(30));
+        }
+        _process.Dispose();
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
