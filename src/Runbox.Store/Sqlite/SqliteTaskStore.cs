@@ -1,0 +1,128 @@
+using System.Data;
+using System.Data.Common;
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Runbox.Store.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file in WAL mode, so readers never block the single writer.
+/// Ids are text, times are microseconds since the Unix epoch.
+/// </summary>
+public sealed class SqliteTaskStore : SqlTaskStore
+{
+    private const int SqliteBusy = 5;
+    private const int SqliteLocked = 6;
+    private const int BusyRetries = 3;
+
+    private readonly string _connectionString;
+    private readonly int _busyTimeoutMs;
+
+    public SqliteTaskStore(string path, StoreOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null)
+        : base(options, timeProvider, (ILogger?)loggerFactory?.CreateLogger<SqliteTaskStore>() ?? NullLogger.Instance)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(options);
+        FilePath = System.IO.Path.GetFullPath(path);
+        _busyTimeoutMs = (int)options.BusyTimeout.TotalMilliseconds;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = FilePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            // Microsoft.Data.Sqlite retries a busy statement for this long on top of busy_timeout.
+            DefaultTimeout = (int)Math.Ceiling(options.BusyTimeout.TotalSeconds),
+        }.ToString();
+    }
+
+    /// <summary>The database file.</summary>
+    public string FilePath { get; }
+
+    private protected override string Backend => "sqlite";
+
+    private protected override IReadOnlyList<Migration> Migrations => SqliteMigrations.All;
+
+    private protected override async Task PrepareAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(FilePath)!);
+        await using var connection = await OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        // WAL is a property of the file: set once, every later connection uses it.
+        command.CommandText = "PRAGMA journal_mode = WAL";
+        var mode = Convert.ToString(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture) ?? "";
+        if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+        {
+            Log.SqliteNotWal(Logger, mode);
+        }
+    }
+
+    // BEGIN IMMEDIATE (deferred: false) takes the write lock before the first read, so racing writers
+    // queue on busy_timeout. A deferred writer would read first and then fail to upgrade its lock with
+    // an immediate SQLITE_BUSY that no timeout can wait out.
+    private protected override async Task<T> RunAsync<T>(bool write, Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var connection = await OpenAsync(cancellationToken);
+                await using var transaction = connection.BeginTransaction(deferred: !write);
+                return await work(connection, transaction);
+            }
+            catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
+            {
+                // Nothing was committed (the transaction was rolled back on dispose), so the whole
+                // unit of work can run again.
+                Log.SqliteBusyRetry(Logger, attempt, exception);
+            }
+        }
+    }
+
+    private protected override Task LockMigrationsAsync(DbConnection connection, DbTransaction transaction, CancellationToken cancellationToken) =>
+        // The migration runs under BEGIN IMMEDIATE: that is already the file-wide write lock.
+        Task.CompletedTask;
+
+    private protected override void AddId(DbCommand command, string name, Guid id) =>
+        Add(command, name, id.ToString("D"), DbType.String);
+
+    private protected override Guid ReadId(DbDataReader reader, int ordinal) => Guid.Parse(reader.GetString(ordinal));
+
+    private protected override void AddTime(DbCommand command, string name, DateTimeOffset? time) =>
+        Add(command, name, time is { } value ? (ToStored(value).UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / 10 : null, DbType.Int64);
+
+    private protected override DateTimeOffset ReadTime(DbDataReader reader, int ordinal) =>
+        new(DateTimeOffset.UnixEpoch.UtcTicks + (reader.GetInt64(ordinal) * 10), TimeSpan.Zero);
+
+    private protected override void AddJson(DbCommand command, string name, string json) => Add(command, name, json, DbType.String);
+
+    private protected override ValueTask DisposeResourcesAsync()
+    {
+        // Pooled connections keep the file (and its -wal and -shm companions) open after the store is gone.
+        using var connection = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(connection);
+        return ValueTask.CompletedTask;
+    }
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            // Per-connection settings, not kept in the file. synchronous = FULL because this is the
+            // system of record: with NORMAL a power loss may drop the last commits.
+            command.CommandText = string.Create(CultureInfo.InvariantCulture,
+                $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+}
