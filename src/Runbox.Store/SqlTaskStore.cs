@@ -297,18 +297,19 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
         return await RunAsync(write: true, async (connection, transaction) =>
         {
             // Transitions, attempts and artifacts go with their task (ON DELETE CASCADE), inside the
-            // DELETE's own row locks, so a dead letter requeued meanwhile is neither kept half nor lost.
+            // DELETE's own row locks, so a task requeued meanwhile is neither kept half nor lost.
+            // Failed and timeout rows are settled: an automatic retry moves them to pending in the
+            // same transaction, so what still shows failed/timeout waits only for a human.
             await using var command = Command(connection, transaction, """
                 DELETE FROM tasks
                 WHERE finished_at < @cutoff
-                  AND (status IN (@completed, @cancelled) OR (status IN (@failed, @timeout) AND dead_lettered = @dead))
+                  AND status IN (@completed, @cancelled, @failed, @timeout)
                 """);
             AddTime(command, "@cutoff", cutoff);
             Add(command, "@completed", TaskStatus.Completed.ToWire(), DbType.String);
             Add(command, "@cancelled", TaskStatus.Cancelled.ToWire(), DbType.String);
             Add(command, "@failed", TaskStatus.Failed.ToWire(), DbType.String);
             Add(command, "@timeout", TaskStatus.Timeout.ToWire(), DbType.String);
-            Add(command, "@dead", true, DbType.Boolean);
             var deleted = await command.ExecuteNonQueryAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return deleted;

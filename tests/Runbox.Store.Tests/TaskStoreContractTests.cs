@@ -758,7 +758,7 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
         var cancelled = await ReachAsync(TaskStatus.Cancelled);
         var deadLettered = await ReachAsync(TaskStatus.Running);
         await Store.TransitionAsync([Step(deadLettered, TaskStatus.Running, TaskStatus.Timeout, fence: 1) with { DeadLettered = true, Result = Ok("t") with { Artifacts = [new Artifact("f", [1])] } }], Ct);
-        var retryable = await ReachAsync(TaskStatus.Failed);
+        var failed = await ReachAsync(TaskStatus.Failed);
         var pending = await CreateAsync();
         var running = await ReachAsync(TaskStatus.Running);
         Time.Advance(TimeSpan.FromDays(2));
@@ -766,18 +766,18 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
 
         var deleted = await Store.DeleteFinishedBeforeAsync(Start.AddDays(1), Ct);
 
-        Assert.Equal(3, deleted);
-        foreach (var gone in new[] { completed, cancelled, deadLettered })
+        Assert.Equal(4, deleted);
+        foreach (var gone in new[] { completed, cancelled, deadLettered, failed })
         {
             Assert.Null(await Store.GetAsync(gone.Id, Ct));
         }
-        foreach (var kept in new[] { retryable, pending, running, recent })
+        foreach (var kept in new[] { pending, running, recent })
         {
             Assert.NotNull(await Store.GetAsync(kept.Id, Ct));
         }
-        var keptTransitions = retryable.Transitions.Count + pending.Transitions.Count + running.Transitions.Count + recent.Transitions.Count;
+        var keptTransitions = pending.Transitions.Count + running.Transitions.Count + recent.Transitions.Count;
         Assert.Equal(keptTransitions, await CountRowsAsync("transitions"));
-        Assert.Equal(2, await CountRowsAsync("attempts"));
+        Assert.Equal(1, await CountRowsAsync("attempts"));
         Assert.Equal(0, await CountRowsAsync("artifacts"));
     }
 

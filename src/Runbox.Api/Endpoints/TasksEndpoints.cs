@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
@@ -157,6 +158,13 @@ internal static class RequestBody
         if (!context.Request.HasJsonContentType())
         {
             return (null, Problems.Status(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", "Send the body as application/json."));
+        }
+        // Refuse a declared oversize body before reading it: a client that sent Expect: 100-continue
+        // then never uploads it. A body without a length is cut off by the server's limit while read.
+        var limit = context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
+        if (context.Request.ContentLength > limit)
+        {
+            return (null, Problems.Status(StatusCodes.Status413PayloadTooLarge, "Payload too large", $"The body is larger than the maximum of {limit} bytes."));
         }
         try
         {

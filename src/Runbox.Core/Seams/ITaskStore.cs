@@ -35,7 +35,7 @@ public interface ITaskStore
     /// <summary>Pending tasks in submission order after <paramref name="afterId"/>, for the reconciler.</summary>
     Task<IReadOnlyList<TaskRecord>> ListByStatusAsync(TaskStatus status, int limit, Guid? afterId, CancellationToken cancellationToken);
 
-    /// <summary>Deletes tasks that finished for good (terminal, or failed/timeout and dead-lettered) before the cutoff; returns how many.</summary>
+    /// <summary>Deletes settled tasks (completed, cancelled, failed, timeout: never pending or running) that finished before the cutoff; returns how many.</summary>
     Task<int> DeleteFinishedBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken);
 }
 
