@@ -19,6 +19,8 @@ const string Usage = """
       runbox status ID | watch ID | cancel ID | retry ID
       runbox dlq [list | requeue ID]
       runbox languages
+      runbox bench [--tasks 100] [--concurrency 16] [--mix hello|hello-mixed|sleep|cpu|mixed]
+                   [--priority 5|1-9] [--keys k1,k2] [--report FILE] [--baseline]
     """;
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
@@ -44,7 +46,9 @@ try
         e.Cancel = true;
         cancel.Cancel();
     };
-    return await ClientCommands.RunAsync(command, rest, cancel.Token);
+    return command == "bench"
+        ? await Runbox.Cli.Bench.LoadGenerator.RunAsync(rest, cancel.Token)
+        : await ClientCommands.RunAsync(command, rest, cancel.Token);
 }
 catch (UsageException exception)
 {

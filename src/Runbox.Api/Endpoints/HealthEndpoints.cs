@@ -52,7 +52,10 @@ public static class HealthEndpoints
 
     public static async Task<ContentHttpResult> Metrics(HttpContext context, RunboxMetrics metrics, ITaskQueue queue)
     {
-        var gauges = new List<(string, string, string, double)>();
+        var gauges = new List<(string, string, string, double)>
+        {
+            ("process_resident_memory_bytes", "Resident memory of this process.", "", Environment.WorkingSet),
+        };
         try
         {
             var stats = await queue.GetStatsAsync(context.RequestAborted);

@@ -27,9 +27,10 @@ public sealed class RunboxClient : IDisposable
 
     public Uri Server => _http.BaseAddress!;
 
-    public async Task<TaskView> SubmitAsync(JsonObject body, string? idempotencyKey, CancellationToken cancellationToken)
+    /// <summary>Submits a task; with <paramref name="wait"/> the server holds the answer until the task settles (bounded).</summary>
+    public async Task<TaskView> SubmitAsync(JsonObject body, string? idempotencyKey, CancellationToken cancellationToken, bool wait = false)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/tasks") { Content = JsonContent.Create(body) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, wait ? "/v1/tasks?wait=true" : "/v1/tasks") { Content = JsonContent.Create(body) };
         if (idempotencyKey is not null)
         {
             request.Headers.Add("Idempotency-Key", idempotencyKey);
@@ -51,6 +52,13 @@ public sealed class RunboxClient : IDisposable
 
     public Task<TaskView> RequeueAsync(string id, CancellationToken cancellationToken) =>
         SendAsync<TaskView>(new HttpRequestMessage(HttpMethod.Post, $"/v1/dead-letters/{Uri.EscapeDataString(id)}/requeue"), cancellationToken);
+
+    public async Task<string> MetricsAsync(CancellationToken cancellationToken)
+    {
+        using var response = await _http.GetAsync("/metrics", cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+        return await response.Content.ReadAsStringAsync(cancellationToken);
+    }
 
     public Task<List<LanguageView>> LanguagesAsync(CancellationToken cancellationToken) =>
         SendAsync<List<LanguageView>>(new HttpRequestMessage(HttpMethod.Get, "/v1/languages"), cancellationToken);

@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Runbox.Api;
+using Runbox.Core.Limits;
+using Runbox.Core.Seams;
+using Runbox.Core.Validation;
+using Runbox.Sandbox;
+
+namespace Runbox.Cli.Bench;
+
+/// <summary>
+/// The ceiling the service is measured against: the same programs with the same limits run straight
+/// through the sandbox (the OCI runtime lifecycle) at the same concurrency, with no API, queue or store.
+/// </summary>
+public static class BaselineRunner
+{
+    public static async Task<double> RunAsync(IReadOnlyList<WorkloadKind> mix, int tasks, int concurrency, CancellationToken cancellationToken)
+    {
+        var state = Path.Combine(Path.GetTempPath(), "runbox-bench-baseline-" + Environment.ProcessId);
+        var services = new ServiceCollection()
+            .AddLogging(l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning))
+            .AddRunboxSandbox(o => o.StateDirectory = state);
+        await using var provider = services.BuildServiceProvider();
+        foreach (var hosted in provider.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(cancellationToken);
+        }
+        var sandbox = provider.GetRequiredService<ISandbox>();
+
+        var json = new JsonSerializerOptions();
+        ApiServiceCollectionExtensions.Configure(json);
+        var validator = new TaskSubmissionValidator(LimitPolicy.Default, sandbox.Languages.Select(l => l.Id));
+        var specs = mix.Select(kind =>
+        {
+            var submission = kind.ToRequest(5).Deserialize<TaskSubmission>(json)!;
+            var result = validator.Validate(submission, "baseline");
+            return result.Spec ?? throw new InvalidOperationException($"workload {kind.Name} is invalid here: {string.Join("; ", result.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}"))}");
+        }).ToList();
+
+        Console.Error.WriteLine($"baseline: {tasks} runs through the sandbox alone at concurrency {concurrency}...");
+        var next = -1;
+        var watch = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(concurrency, tasks)).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < tasks)
+            {
+                await sandbox.RunAsync(specs[i % specs.Count], NullOutputSink.Instance, cancellationToken);
+            }
+        }));
+        watch.Stop();
+        try
+        {
+            Directory.Delete(state, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: the sandbox cleans its own runs; only the prepared rootfs may remain.
+        }
+        return tasks / watch.Elapsed.TotalSeconds;
+    }
+}

@@ -1,0 +1,206 @@
+-- Shared prelude, prepended to every queue script when it is loaded (see RedisScripts).
+-- KEYS are the static keys of one queue, all under one hash tag; per-task and per-user keys are
+-- derived from the prefix in ARGV[1], which carries the same hash tag (Redis Cluster routes them
+-- to the same slot). Time is ARGV[2], from the caller's TimeProvider: scripts never read TIME,
+-- so tests can drive the clock and every script stays deterministic.
+local P = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local DEFAULT_LIMIT = tonumber(ARGV[3])
+local TRANSITIONS_CAP = ARGV[4]
+local RETENTION_MS = ARGV[5]
+
+local K_ELIGIBLE = KEYS[1]     -- ZSET user -> score of the user's head task; only users under their limit
+local K_URUN = KEYS[2]         -- HASH user -> running count, changed only where state leaves/enters running
+local K_ULIMIT = KEYS[3]       -- HASH user -> limit override
+local K_LEASES = KEYS[4]       -- ZSET task -> lease deadline (ms)
+local K_DELAYED = KEYS[5]      -- ZSET task -> run-at (ms)
+local K_DEAD = KEYS[6]         -- ZSET task -> dead-lettered at (ms)
+local K_SEQ = KEYS[7]          -- STRING FIFO sequence
+local K_MARKER = KEYS[8]       -- ZSET wake-up marker for BZPOPMIN
+local K_TRANSITIONS = KEYS[9]  -- STREAM of every transition, capped
+local K_READY_COUNT = KEYS[10] -- HASH priority -> ready tasks
+local K_READY_SINCE = KEYS[11] -- ZSET task -> ready since (ms), for the oldest pending age
+local K_COUNTERS = KEYS[12]    -- HASH of monotonic counters (deadTrimmed)
+local K_WORKERS = KEYS[13]     -- ZSET worker -> registration expiry (ms)
+
+local PRIORITY_SPAN = 4294967296
+
+local function task_key(id) return P .. 't:' .. id end
+local function ready_key(user) return P .. 'rq:' .. user end
+
+local function limit_of(user)
+  local l = redis.call('HGET', K_ULIMIT, user)
+  if l then return tonumber(l) end
+  return DEFAULT_LIMIT
+end
+
+local function running_of(user)
+  return tonumber(redis.call('HGET', K_URUN, user) or '0')
+end
+
+local function wake()
+  redis.call('ZADD', K_MARKER, 0, '0')
+end
+
+-- Puts the user in `eligible` (scored by their head task) iff they have ready work and room.
+local function refresh_eligible(user)
+  local head = redis.call('ZRANGE', ready_key(user), 0, 0, 'WITHSCORES')
+  if head[1] and running_of(user) < limit_of(user) then
+    redis.call('ZADD', K_ELIGIBLE, head[2], user)
+    return true
+  end
+  redis.call('ZREM', K_ELIGIBLE, user)
+  return false
+end
+
+local function record(id, from, to, fence, attempt, reason, worker)
+  redis.call('XADD', K_TRANSITIONS, 'MAXLEN', '~', TRANSITIONS_CAP, '*',
+    'task', id, 'from', from, 'to', to, 'fence', fence, 'attempt', attempt,
+    'reason', reason, 'worker', worker or '', 'at', NOW)
+end
+
+-- A pending task becomes claimable: it joins its user's ready queue behind every task of the same
+-- priority (a fresh sequence number), and the user's eligible score drops to it when it is the
+-- new best head (ZADD LT also adds a missing user).
+local function make_ready(id, user, prio)
+  local seq = redis.call('INCR', K_SEQ)
+  local score = (9 - prio) * PRIORITY_SPAN + seq
+  redis.call('ZADD', ready_key(user), score, id)
+  redis.call('HSET', task_key(id), 'state', 'pending', 'where', 'ready')
+  redis.call('HINCRBY', K_READY_COUNT, prio, 1)
+  redis.call('ZADD', K_READY_SINCE, NOW, id)
+  if running_of(user) < limit_of(user) then
+    redis.call('ZADD', K_ELIGIBLE, 'LT', score, user)
+    wake()
+  end
+end
+
+local function make_delayed(id, run_at)
+  redis.call('ZADD', K_DELAYED, run_at, id)
+  redis.call('HSET', task_key(id), 'state', 'pending', 'where', 'delayed')
+end
+
+-- Takes a pending task out of whichever pending structure holds it.
+local function unqueue_pending(id, user, prio, where)
+  if where == 'ready' then
+    redis.call('ZREM', ready_key(user), id)
+    redis.call('HINCRBY', K_READY_COUNT, prio, -1)
+    redis.call('ZREM', K_READY_SINCE, id)
+    refresh_eligible(user)
+  else
+    redis.call('ZREM', K_DELAYED, id)
+  end
+end
+
+-- Moves up to `max` due delayed tasks to their ready queues.
+local function promote_due(max)
+  local due = redis.call('ZRANGE', K_DELAYED, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, max)
+  for _, id in ipairs(due) do
+    redis.call('ZREM', K_DELAYED, id)
+    local t = redis.call('HMGET', task_key(id), 'user', 'prio', 'state')
+    if t[3] == 'pending' then
+      make_ready(id, t[1], tonumber(t[2]))
+    end
+  end
+  return #due
+end
+
+-- The only place a running task stops counting against its user: callers have just checked
+-- state == running under the fence, so this runs exactly once per attempt.
+local function leave_running(id, user)
+  redis.call('ZREM', K_LEASES, id)
+  if redis.call('HINCRBY', K_URUN, user, -1) <= 0 then
+    redis.call('HDEL', K_URUN, user)
+  end
+  if refresh_eligible(user) then
+    wake()
+  end
+end
+
+-- A finished task's hash lingers for a while (late writers get a clean "stale" answer and
+-- GetState still answers), then expires so memory stays bounded.
+local function finish_record(id, state)
+  redis.call('HSET', task_key(id), 'state', state, 'where', '', 'finishedAt', NOW)
+  redis.call('HDEL', task_key(id), 'owner', 'lease', 'cancel')
+  redis.call('PEXPIRE', task_key(id), RETENTION_MS)
+end
+
+-- Dead-letters a task and trims the set to `cap`, oldest first. Returns how many were trimmed; the
+-- count is also kept in a counter and the transitions stream, so trimming is never silent.
+local function dead_letter(id, state, cap)
+  finish_record(id, state)
+  redis.call('PERSIST', task_key(id))
+  redis.call('HSET', task_key(id), 'dead', '1')
+  redis.call('ZADD', K_DEAD, NOW, id)
+  local over = redis.call('ZCARD', K_DEAD) - cap
+  if over <= 0 then return 0 end
+  local trimmed = redis.call('ZPOPMIN', K_DEAD, over)
+  for i = 1, #trimmed, 2 do
+    redis.call('DEL', task_key(trimmed[i]))
+    record(trimmed[i], state, state, '', '', 'dead_letter_trimmed', '')
+  end
+  redis.call('HINCRBY', K_COUNTERS, 'deadTrimmed', over)
+  return over
+end
+
+-- Exponential backoff with jitter, the formula of Runbox.Core RetryPolicy.Backoff.
+local function backoff_ms(attempt, base, cap, jitter, random)
+  local exponent = math.min(attempt - 1, 62)
+  local raw = base * math.pow(2, exponent)
+  local capped = math.min(raw, cap)
+  local jittered = capped * (1 - jitter + 2 * jitter * random)
+  return math.floor(math.max(0, math.min(jittered, cap)))
+end
+
+-- Writes a fresh pending task. The fence never goes down: a queue rebuilt from the store keeps
+-- the highest fence either side has seen, so no old fence is ever handed out again.
+local function queue_fresh(a)
+  local key = task_key(a.id)
+  local old = redis.call('HMGET', key, 'fence', 'state')
+  local fence = math.max(tonumber(old[1] or '0'), a.fence)
+  redis.call('DEL', key)
+  redis.call('ZREM', K_DEAD, a.id)
+  redis.call('HSET', key, 'user', a.user, 'prio', a.prio, 'fence', fence, 'attempt', a.attempt,
+    'max', a.max, 'rinf', a.rinf, 'rto', a.rto, 'runMs', a.run_ms, 'stalls', 0, 'enqueuedAt', NOW)
+  if a.run_at and a.run_at > NOW then
+    make_delayed(a.id, a.run_at)
+  else
+    make_ready(a.id, a.user, a.prio)
+  end
+  record(a.id, old[2] or '', 'pending', fence, a.attempt, a.reason, '')
+end
+
+local function fresh_args(first)
+  return {
+    id = ARGV[first], user = ARGV[first + 1], prio = tonumber(ARGV[first + 2]),
+    fence = tonumber(ARGV[first + 3]), attempt = tonumber(ARGV[first + 4]),
+    max = tonumber(ARGV[first + 5]), rinf = ARGV[first + 6], rto = ARGV[first + 7],
+    run_ms = tonumber(ARGV[first + 8]), run_at = tonumber(ARGV[first + 9]),
+  }
+end
+
+-- Ends a running attempt (the caller checked state and fence) with an outcome:
+-- completed | cancelled | failed (finished, kept a while) | dead (dead-lettered) |
+-- retry (back to pending: delayed until run_at, or ready at once). Returns how many dead
+-- letters were trimmed.
+local function apply_outcome(id, user, prio, fence, attempt, kind, status, run_at, dead_cap, reason, worker)
+  local key = task_key(id)
+  leave_running(id, user)
+  redis.call('HSET', key, 'outcome', kind)
+  record(id, 'running', status, fence, attempt, reason, worker)
+  if kind == 'retry' then
+    redis.call('HDEL', key, 'owner', 'lease', 'cancel')
+    if run_at > NOW then
+      make_delayed(id, run_at)
+    else
+      make_ready(id, user, prio)
+    end
+    record(id, status, 'pending', fence, attempt, 'retry', worker)
+    return 0
+  end
+  if kind == 'dead' then
+    return dead_letter(id, status, dead_cap)
+  end
+  finish_record(id, status)
+  return 0
+end

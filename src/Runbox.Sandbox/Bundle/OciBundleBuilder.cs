@@ -1,0 +1,241 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+
+namespace Runbox.Sandbox.Bundle;
+
+/// <summary>What differs between two containers: the command, its limits and its /work.</summary>
+internal sealed record ContainerSpec
+{
+    public required string ContainerId { get; init; }
+    public required string BundleDirectory { get; init; }
+    public required string WorkDirectory { get; init; }
+    public required IReadOnlyList<string> Command { get; init; }
+    public required long MemoryBytes { get; init; }
+    public required int Processes { get; init; }
+
+    /// <summary>Size of the container's own /tmp tmpfs and the largest file it may write (RLIMIT_FSIZE).</summary>
+    public required long DiskBytes { get; init; }
+
+    /// <summary>Where the runtime creates the container's cgroup, e.g. <c>/runbox/rbx-…</c>.</summary>
+    public required string CgroupPath { get; init; }
+}
+
+/// <summary>
+/// Writes config.json for one container. Everything that is the same for every run (mounts of the host
+/// trees, masked paths, capabilities, the seccomp filter) is fixed at construction; a run only streams
+/// its own values into the file, which takes microseconds.
+/// </summary>
+internal sealed class OciBundleBuilder
+{
+    public const string CgroupParent = "/runbox";
+    public const string SeccompBpfAnnotation = "run.oci.seccomp_bpf_data";
+
+    private const long CpuPeriodMicroseconds = 100_000;
+    private const long ShmBytes = 16L << 20;
+
+    private static readonly string[] MaskedPaths =
+    [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/cgroup",
+    ];
+
+    private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+    private static readonly string[] Environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp"];
+
+    private readonly SandboxRootfs _rootfs;
+    private readonly int _uid;
+    private readonly int _openFiles;
+    private readonly long _cpuQuotaMicroseconds;
+    private readonly string? _seccompBpfBase64;
+
+    /// <summary>
+    /// With <paramref name="seccompBpf"/> (the filter as crun compiled it) configs carry it as an annotation;
+    /// with null they carry the JSON profile, which the runtime compiles on every run.
+    /// </summary>
+    public OciBundleBuilder(SandboxRootfs rootfs, SandboxOptions options, byte[]? seccompBpf)
+    {
+        _rootfs = rootfs;
+        _uid = options.SandboxUid;
+        _openFiles = options.OpenFiles;
+        _cpuQuotaMicroseconds = (long)(options.Cpus * CpuPeriodMicroseconds);
+        _seccompBpfBase64 = seccompBpf is null ? null : Convert.ToBase64String(seccompBpf);
+    }
+
+    /// <summary>
+    /// The seccomp allowlist (Bundle/seccomp.json, OCI format). About 265 ordinary syscalls are allowed.
+    /// Namespace, mount, ptrace, process_vm, keyctl, bpf, perf, io_uring, kexec, module, reboot, swap, mknod
+    /// (no FIFOs in /work/out) and clock-setting calls fail with EPERM; clone only passes without CLONE_NEW* flags, and clone3 (whose
+    /// flags a filter cannot see) fails with ENOSYS so glibc falls back to clone. Anything else fails with
+    /// ENOSYS rather than EPERM, because libc treats ENOSYS as "use the older call". Only x86-64 calls are
+    /// allowed; 32-bit entry points kill the process.
+    /// </summary>
+    public static byte[] SeccompProfileJson { get; } = LoadSeccompProfile();
+
+    public string Write(ContainerSpec spec)
+    {
+        Directory.CreateDirectory(spec.BundleDirectory);
+        var path = Path.Combine(spec.BundleDirectory, "config.json");
+        using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 16 * 1024);
+        using var json = new Utf8JsonWriter(file);
+        json.WriteStartObject();
+        json.WriteString("ociVersion", "1.0.2");
+        WriteProcess(json, spec);
+        json.WriteStartObject("root");
+        json.WriteString("path", _rootfs.Path);
+        json.WriteBoolean("readonly", true);
+        json.WriteEndObject();
+        json.WriteString("hostname", "sandbox");
+        WriteMounts(json, spec);
+        WriteLinux(json, spec);
+        if (_seccompBpfBase64 is not null)
+        {
+            json.WriteStartObject("annotations");
+            json.WriteString(SeccompBpfAnnotation, _seccompBpfBase64);
+            json.WriteEndObject();
+        }
+        json.WriteEndObject();
+        return path;
+    }
+
+    private void WriteProcess(Utf8JsonWriter json, ContainerSpec spec)
+    {
+        json.WriteStartObject("process");
+        json.WriteBoolean("terminal", false);
+        json.WriteStartObject("user");
+        json.WriteNumber("uid", _uid);
+        json.WriteNumber("gid", _uid);
+        json.WriteEndObject();
+        json.WriteStartArray("args");
+        // tini as PID 1 forwards SIGTERM (the kernel drops unhandled signals to a namespace's init) and
+        // reaps orphans. It parses options anywhere in argv, so "--" ends them before the program's own.
+        json.WriteStringValue("/usr/bin/tini");
+        json.WriteStringValue("--");
+        foreach (var arg in spec.Command)
+        {
+            json.WriteStringValue(arg);
+        }
+        json.WriteEndArray();
+        WriteStrings(json, "env", Environment);
+        json.WriteString("cwd", "/work");
+        json.WriteStartObject("capabilities");
+        foreach (var set in (string[])["bounding", "effective", "inheritable", "permitted", "ambient"])
+        {
+            json.WriteStartArray(set);
+            json.WriteEndArray();
+        }
+        json.WriteEndObject();
+        json.WriteStartArray("rlimits");
+        WriteRlimit(json, "RLIMIT_NOFILE", _openFiles);
+        WriteRlimit(json, "RLIMIT_CORE", 0);
+        WriteRlimit(json, "RLIMIT_FSIZE", spec.DiskBytes);
+        json.WriteEndArray();
+        json.WriteBoolean("noNewPrivileges", true);
+        json.WriteEndObject();
+    }
+
+    private void WriteMounts(Utf8JsonWriter json, ContainerSpec spec)
+    {
+        json.WriteStartArray("mounts");
+        WriteMount(json, "/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]);
+        WriteMount(json, "/dev", "tmpfs", "tmpfs", ["nosuid", "noexec", "strictatime", "mode=755", "size=64k"]);
+        WriteMount(json, "/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
+        WriteMount(json, "/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", SizeOption(Math.Min(ShmBytes, spec.DiskBytes))]);
+        WriteMount(json, "/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]);
+        foreach (var host in _rootfs.HostBinds)
+        {
+            WriteMount(json, host, "bind", host, ["rbind", "ro", "nosuid", "nodev"]);
+        }
+        WriteMount(json, "/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777", SizeOption(spec.DiskBytes)]);
+        // /work is a size-limited tmpfs the service mounted on the host (see RunDirectory): bound, not
+        // created here, so the compile and the run container share it and the service can fill it first.
+        WriteMount(json, "/work", "bind", spec.WorkDirectory, ["rbind", "rw", "nosuid", "nodev"]);
+        WriteMount(json, "/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]);
+        json.WriteEndArray();
+    }
+
+    private void WriteLinux(Utf8JsonWriter json, ContainerSpec spec)
+    {
+        json.WriteStartObject("linux");
+        json.WriteStartArray("namespaces");
+        foreach (var ns in (string[])["pid", "network", "ipc", "uts", "mount", "cgroup"])
+        {
+            json.WriteStartObject();
+            json.WriteString("type", ns);
+            json.WriteEndObject();
+        }
+        json.WriteEndArray();
+        json.WriteStartObject("resources");
+        json.WriteStartArray("devices");
+        json.WriteStartObject();
+        json.WriteBoolean("allow", false);
+        json.WriteString("access", "rwm");
+        json.WriteEndObject();
+        json.WriteEndArray();
+        json.WriteStartObject("memory");
+        json.WriteNumber("limit", spec.MemoryBytes);
+        // memory+swap equal to memory: no swapping past the limit.
+        json.WriteNumber("swap", spec.MemoryBytes);
+        json.WriteEndObject();
+        json.WriteStartObject("pids");
+        json.WriteNumber("limit", spec.Processes);
+        json.WriteEndObject();
+        json.WriteStartObject("cpu");
+        json.WriteNumber("quota", _cpuQuotaMicroseconds);
+        json.WriteNumber("period", CpuPeriodMicroseconds);
+        json.WriteEndObject();
+        json.WriteEndObject();
+        json.WriteString("cgroupsPath", spec.CgroupPath);
+        WriteStrings(json, "maskedPaths", MaskedPaths);
+        WriteStrings(json, "readonlyPaths", ReadonlyPaths);
+        if (_seccompBpfBase64 is null)
+        {
+            json.WritePropertyName("seccomp");
+            json.WriteRawValue(SeccompProfileJson, skipInputValidation: true);
+        }
+        json.WriteEndObject();
+    }
+
+    private static void WriteMount(Utf8JsonWriter json, string destination, string type, string source, string[] options)
+    {
+        json.WriteStartObject();
+        json.WriteString("destination", destination);
+        json.WriteString("type", type);
+        json.WriteString("source", source);
+        WriteStrings(json, "options", options);
+        json.WriteEndObject();
+    }
+
+    private static void WriteRlimit(Utf8JsonWriter json, string type, long value)
+    {
+        json.WriteStartObject();
+        json.WriteString("type", type);
+        json.WriteNumber("hard", value);
+        json.WriteNumber("soft", value);
+        json.WriteEndObject();
+    }
+
+    private static void WriteStrings(Utf8JsonWriter json, string name, IEnumerable<string> values)
+    {
+        json.WriteStartArray(name);
+        foreach (var value in values)
+        {
+            json.WriteStringValue(value);
+        }
+        json.WriteEndArray();
+    }
+
+    private static string SizeOption(long bytes) => "size=" + bytes.ToString(CultureInfo.InvariantCulture);
+
+    private static byte[] LoadSeccompProfile()
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Runbox.Sandbox.seccomp.json")
+            ?? throw new InvalidOperationException("seccomp.json resource missing");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        // Minified once, so runc's per-run config stays small.
+        using var document = JsonDocument.Parse(copy.ToArray());
+        return JsonSerializer.SerializeToUtf8Bytes(document.RootElement);
+    }
+}

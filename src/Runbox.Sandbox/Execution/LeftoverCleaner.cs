@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Runbox.Sandbox.Bundle;
+using Runbox.Sandbox.Cgroups;
+using Runbox.Sandbox.Runtime;
+
+namespace Runbox.Sandbox.Execution;
+
+/// <summary>
+/// Removes what a crashed process of this instance left: containers (which keep running when the service
+/// dies), their cgroups, and run folders with their mounted /work. Only names with this instance's
+/// prefix are touched.
+/// </summary>
+internal sealed class LeftoverCleaner(string prefix, CgroupReader cgroups, ILogger logger)
+{
+    public async Task CleanAsync(IEnumerable<OciRuntime> runtimes, string runsDirectory, CancellationToken cancellationToken)
+    {
+        foreach (var runtime in runtimes)
+        {
+            foreach (var id in await runtime.ListAsync(cancellationToken))
+            {
+                if (id.StartsWith(prefix, StringComparison.Ordinal) && await runtime.DeleteAsync(id))
+                {
+                    Log.LeftoverRemoved(logger, runtime.Name + " container", id);
+                }
+            }
+        }
+
+        foreach (var parent in cgroups.ParentDirectories(OciBundleBuilder.CgroupParent))
+        {
+            foreach (var cgroup in Directory.EnumerateDirectories(parent, prefix + "*"))
+            {
+                KillMembers(cgroup);
+                Directory.Delete(cgroup);
+                Log.LeftoverRemoved(logger, "cgroup", cgroup);
+            }
+        }
+
+        if (Directory.Exists(runsDirectory))
+        {
+            foreach (var run in Directory.EnumerateDirectories(runsDirectory))
+            {
+                RunDirectory.Remove(run);
+                Log.LeftoverRemoved(logger, "run folder", run);
+            }
+        }
+    }
+
+    /// <summary>A cgroup can only be removed once empty; its runtime state is gone, so kill what is left.</summary>
+    private static void KillMembers(string cgroup)
+    {
+        var procs = Path.Combine(cgroup, "cgroup.procs");
+        if (!File.Exists(procs))
+        {
+            return;
+        }
+        foreach (var line in File.ReadAllLines(procs))
+        {
+            if (int.TryParse(line, out var pid))
+            {
+                try
+                {
+                    using var process = Process.GetProcessById(pid);
+                    process.Kill();
+                    process.WaitForExit(TimeSpan.FromSeconds(5));
+                }
+                catch (ArgumentException)
+                {
+                    // Already gone.
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+using System.Globalization;
+using System.Text;
+using Runbox.Core.Execution;
+using Runbox.Core.Tasks;
+using Runbox.Sandbox.Native;
+
+namespace Runbox.Sandbox.Execution;
+
+/// <summary>
+/// The host side of one run: <c>runs/&lt;id&gt;/</c> holding the bundles, and <c>work/</c>, a tmpfs of the
+/// run's disk size mounted on the host and bound as /work into the compile and the run container.
+/// A tmpfs enforces the size for everything written (a bind of the host disk would only be capped per
+/// file by RLIMIT_FSIZE), costs one mount call, and vanishes with one unmount.
+/// </summary>
+internal sealed class RunDirectory : IDisposable
+{
+    private const UnixFileMode ReadableFile = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+    private const int MaxInodes = 16_384;
+
+    private readonly int _uid;
+
+    private RunDirectory(string path, int uid)
+    {
+        Path = path;
+        _uid = uid;
+        WorkPath = System.IO.Path.Combine(path, "work");
+    }
+
+    public string Path { get; }
+    public string WorkPath { get; }
+    public string OutPath => System.IO.Path.Combine(WorkPath, "out");
+
+    public static RunDirectory Create(string runsDirectory, string runId, int uid, long diskBytes)
+    {
+        var run = new RunDirectory(System.IO.Path.Combine(runsDirectory, runId), uid);
+        Directory.CreateDirectory(run.WorkPath);
+        try
+        {
+            var size = diskBytes.ToString(CultureInfo.InvariantCulture);
+            Libc.MountTmpfs(run.WorkPath, Libc.MsNosuid | Libc.MsNodev,
+                $"size={size},nr_inodes={MaxInodes},mode=0755,uid={uid},gid={uid}");
+            Directory.CreateDirectory(run.OutPath);
+            Libc.ChangeOwner(run.OutPath, uid, uid);
+        }
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
+        return run;
+    }
+
+    /// <summary>Writes the source and the extra files into /work, owned by the sandbox user.</summary>
+    /// <exception cref="ArgumentException">A file name that is not a plain name (validation missed it).</exception>
+    public void WriteFiles(string sourceFile, string source, IReadOnlyList<TaskFile> files)
+    {
+        WriteFile(sourceFile, Encoding.UTF8.GetBytes(source));
+        foreach (var file in files)
+        {
+            WriteFile(file.Name, file.Decode());
+        }
+    }
+
+    /// <summary>
+    /// Files under /work/out, in name order, bounded in count and total size. Symlinks are never followed:
+    /// they would resolve against the host filesystem, since the service reads as host root. FIFOs cannot
+    /// exist (seccomp refuses mknod) and sockets fail to open, so every read here returns.
+    /// </summary>
+    public IReadOnlyList<Artifact> CollectArtifacts(int maxCount, long maxTotalBytes)
+    {
+        var files = new List<FileInfo>();
+        var pending = new Stack<DirectoryInfo>();
+        pending.Push(new DirectoryInfo(OutPath));
+        while (pending.Count > 0)
+        {
+            foreach (var entry in pending.Pop().EnumerateFileSystemInfos())
+            {
+                if (entry.LinkTarget is not null)
+                {
+                    continue;
+                }
+                if (entry is DirectoryInfo dir)
+                {
+                    pending.Push(dir);
+                }
+                else
+                {
+                    files.Add((FileInfo)entry);
+                }
+            }
+        }
+        files.Sort((a, b) => StringComparer.Ordinal.Compare(a.FullName, b.FullName));
+
+        var artifacts = new List<Artifact>();
+        long total = 0;
+        foreach (var file in files)
+        {
+            if (artifacts.Count == maxCount)
+            {
+                break;
+            }
+            if (total + file.Length > maxTotalBytes)
+            {
+                continue;
+            }
+            byte[] content;
+            try
+            {
+                content = File.ReadAllBytes(file.FullName);
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            total += content.Length;
+            artifacts.Add(new Artifact(System.IO.Path.GetRelativePath(OutPath, file.FullName), content));
+        }
+        return artifacts;
+    }
+
+    /// <summary>Unmounts /work and deletes the folder; safe to call for a half-created run.</summary>
+    public void Dispose() => Remove(Path);
+
+    /// <summary>Removes a run folder, also one a crashed process left behind.</summary>
+    public static void Remove(string path)
+    {
+        Libc.Unmount(System.IO.Path.Combine(path, "work"));
+        if (Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    private void WriteFile(string name, byte[] content)
+    {
+        if (name.Length == 0 || name != System.IO.Path.GetFileName(name) || name is "." or ".." or "out")
+        {
+            throw new ArgumentException($"'{name}' is not a plain file name", nameof(name));
+        }
+        var path = System.IO.Path.Combine(WorkPath, name);
+        File.WriteAllBytes(path, content);
+        File.SetUnixFileMode(path, ReadableFile);
+        Libc.ChangeOwner(path, _uid, _uid);
+    }
+}

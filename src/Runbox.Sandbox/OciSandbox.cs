@@ -1,0 +1,358 @@
+using System.ComponentModel.DataAnnotations;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Runbox.Core.Execution;
+using Runbox.Core.Seams;
+using Runbox.Core.Tasks;
+using Runbox.Sandbox.Bundle;
+using Runbox.Sandbox.Cgroups;
+using Runbox.Sandbox.Execution;
+using Runbox.Sandbox.Languages;
+using Runbox.Sandbox.Native;
+using Runbox.Sandbox.Runtime;
+
+namespace Runbox.Sandbox;
+
+/// <summary>
+/// Runs tasks in containers through the OCI runtime CLI (crun, or runc as a drop-in). Starts once
+/// (<see cref="InitializeAsync"/>, also done by the first run): removes leftovers of a crashed process,
+/// prepares the rootfs, picks the runtime and precompiles the seccomp filter, and detects languages.
+/// </summary>
+public sealed class OciSandbox : ISandbox, IAsyncDisposable
+{
+    private const string CompileNote = "\n[runbox] compilation stopped: ";
+
+    private readonly SandboxOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly string _stateDirectory;
+    private readonly Lazy<Task<Started>> _startup;
+
+    public OciSandbox(IOptions<SandboxOptions> options, ILogger<OciSandbox> logger, TimeProvider timeProvider)
+    {
+        _options = options.Value;
+        Validator.ValidateObject(_options, new ValidationContext(_options), validateAllProperties: true);
+        _logger = logger;
+        _time = timeProvider;
+        _stateDirectory = Path.GetFullPath(_options.StateDirectory);
+        _startup = new(() => StartAsync(CancellationToken.None));
+    }
+
+    /// <summary>Available once started; throws before.</summary>
+    public IReadOnlyList<LanguageInfo> Languages => Current.Catalog.Languages;
+
+    /// <summary><c>crun</c> or <c>runc</c>: the runtime chosen at startup.</summary>
+    public string RuntimeName => Current.Runner.Runtime.Name;
+
+    /// <summary>
+    /// Every container, cgroup and run folder of this instance starts with this prefix. It is derived from
+    /// the state folder, so two instances with different folders never clean up each other's runs.
+    /// </summary>
+    public string ContainerPrefix { get; private set; } = "";
+
+    private Started Current => _startup.IsValueCreated && _startup.Value.IsCompletedSuccessfully
+        ? _startup.Value.Result
+        : throw new InvalidOperationException("The sandbox has not started; await InitializeAsync first.");
+
+    /// <summary>Starts the sandbox once; later calls return the same outcome.</summary>
+    /// <exception cref="SandboxException">No usable OCI runtime, or the state folder is in use.</exception>
+    public Task InitializeAsync(CancellationToken cancellationToken) => _startup.Value.WaitAsync(cancellationToken);
+
+    public async Task<ExecutionResult> RunAsync(TaskSpec spec, IOutputSink output, CancellationToken cancellationToken)
+    {
+        var started = await _startup.Value;
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return new ExecutionResult { Verdict = Verdict.Cancelled };
+        }
+        if (!started.Catalog.TryGet(spec.Language, out var language))
+        {
+            return ExecutionResult.InternalError($"language '{spec.Language}' is not offered on this host");
+        }
+
+        var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
+        var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, spec.Limits.DiskBytes);
+        try
+        {
+            run.WriteFiles(language.Info.SourceFile, spec.Source, spec.Files);
+            var result = await CompileAndRunAsync(started.Runner, run, runId, language, spec, output, cancellationToken);
+            Log.RunFinished(_logger, runId, spec.Language, result.Verdict.ToWire(), (long)result.WallTime.TotalMilliseconds);
+            return result;
+        }
+        finally
+        {
+            try
+            {
+                run.Dispose();
+            }
+            catch (IOException e)
+            {
+                Log.CleanupFailed(_logger, runId, e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs one command (absolute path, cwd /work) through the same lifecycle as a task's run step, with
+    /// nothing written to /work: the benchmark measures the sandbox's own cost with it.
+    /// </summary>
+    internal async Task<TimeSpan> RunCommandAsync(IReadOnlyList<string> command, Core.Limits.Limits limits, CancellationToken cancellationToken)
+    {
+        var started = await _startup.Value;
+        var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
+        using var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, limits.DiskBytes);
+        var outcome = await started.Runner.RunAsync(
+            Container(run, runId + "-r", "run", command, limits.MemoryBytes, limits.Processes, limits.DiskBytes),
+            ReadOnlyMemory<byte>.Empty,
+            new WatchLimits(limits.WallTime, limits.CpuTime, limits.OutputBytes),
+            NullOutputSink.Instance,
+            cancellationToken);
+        return outcome.ExitCode == 0
+            ? outcome.WallTime
+            : throw new SandboxException($"{string.Join(' ', command)} exited with {outcome.ExitCode}: {Encoding.UTF8.GetString(outcome.Stderr.Span)}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_startup.IsValueCreated)
+        {
+            try
+            {
+                var started = await _startup.Value;
+                await started.Lock.DisposeAsync();
+            }
+            catch (SandboxException)
+            {
+                // Startup failed; it holds nothing.
+            }
+        }
+    }
+
+    private async Task<ExecutionResult> CompileAndRunAsync(
+        ContainerRunner runner, RunDirectory run, string runId, Language language, TaskSpec spec, IOutputSink output, CancellationToken cancellationToken)
+    {
+        CompileResult? compile = null;
+        if (language.Compile is { } compileCommand)
+        {
+            var limits = _options.Compile;
+            var outcome = await runner.RunAsync(
+                Container(run, runId + "-c", "compile", compileCommand(limits.MemoryBytes), limits.MemoryBytes, limits.Processes, spec.Limits.DiskBytes),
+                ReadOnlyMemory<byte>.Empty,
+                new WatchLimits(limits.WallTime, limits.CpuTime, limits.OutputBytes),
+                NullOutputSink.Instance,
+                cancellationToken);
+            var compileVerdict = VerdictRules.Decide(outcome.Stop, outcome.Stats.OomKills, outcome.Stats.CpuTime, limits.CpuTime, outcome.ExitCode, outcome.Signal);
+            var text = Encoding.UTF8.GetString(outcome.Stdout.Span) + Encoding.UTF8.GetString(outcome.Stderr.Span);
+            if (compileVerdict is Verdict.TimeLimit or Verdict.MemoryLimit or Verdict.OutputLimit)
+            {
+                text += CompileNote + compileVerdict.ToWire() + "\n";
+            }
+            compile = new CompileResult
+            {
+                Succeeded = compileVerdict == Verdict.Ok,
+                ExitCode = outcome.ExitCode,
+                Output = text,
+                OutputTruncated = outcome.StdoutTruncated || outcome.StderrTruncated,
+                WallTime = outcome.WallTime,
+                CpuTime = outcome.Stats.CpuTime,
+                MemoryPeakBytes = outcome.Stats.MemoryPeakBytes,
+            };
+            if (compileVerdict != Verdict.Ok)
+            {
+                return new ExecutionResult
+                {
+                    Verdict = compileVerdict == Verdict.Cancelled ? Verdict.Cancelled : Verdict.CompileError,
+                    Compile = compile,
+                    WallTime = outcome.WallTime,
+                    CpuTime = outcome.Stats.CpuTime,
+                    MemoryPeakBytes = outcome.Stats.MemoryPeakBytes,
+                };
+            }
+        }
+
+        var limitsOfRun = spec.Limits;
+        var result = await runner.RunAsync(
+            Container(run, runId + "-r", "run", language.Run(limitsOfRun.MemoryBytes, spec.Args), limitsOfRun.MemoryBytes, limitsOfRun.Processes, limitsOfRun.DiskBytes),
+            Encoding.UTF8.GetBytes(spec.Stdin),
+            new WatchLimits(limitsOfRun.WallTime, limitsOfRun.CpuTime, limitsOfRun.OutputBytes),
+            output,
+            cancellationToken);
+        var verdict = VerdictRules.Decide(result.Stop, result.Stats.OomKills, result.Stats.CpuTime, limitsOfRun.CpuTime, result.ExitCode, result.Signal);
+        return new ExecutionResult
+        {
+            Verdict = verdict,
+            // A failed fork explains many failures that the exit code alone does not.
+            Error = verdict != Verdict.Ok && result.Stats.PidsLimitHits > 0
+                ? $"the process limit ({limitsOfRun.Processes}) refused {result.Stats.PidsLimitHits} forks"
+                : null,
+            ExitCode = result.ExitCode,
+            Signal = result.Signal,
+            Stdout = Encoding.UTF8.GetString(result.Stdout.Span),
+            Stderr = Encoding.UTF8.GetString(result.Stderr.Span),
+            StdoutTruncated = result.StdoutTruncated,
+            StderrTruncated = result.StderrTruncated,
+            WallTime = result.WallTime,
+            CpuTime = result.Stats.CpuTime,
+            MemoryPeakBytes = result.Stats.MemoryPeakBytes,
+            Compile = compile,
+            Artifacts = run.CollectArtifacts(_options.MaxArtifacts, _options.MaxArtifactBytes),
+        };
+    }
+
+    private static ContainerSpec Container(RunDirectory run, string containerId, string bundle, IReadOnlyList<string> command, long memoryBytes, int processes, long diskBytes) => new()
+    {
+        ContainerId = containerId,
+        BundleDirectory = Path.Combine(run.Path, bundle),
+        WorkDirectory = run.WorkPath,
+        Command = command,
+        MemoryBytes = memoryBytes,
+        // tini is one of the container's processes.
+        Processes = processes + 1,
+        DiskBytes = diskBytes,
+        CgroupPath = OciBundleBuilder.CgroupParent + "/" + containerId,
+    };
+
+    private async Task<Started> StartAsync(CancellationToken cancellationToken)
+    {
+        Libc.BecomeChildSubreaper();
+        Directory.CreateDirectory(_stateDirectory);
+        FileStream stateLock;
+        try
+        {
+            // FileShare.None takes an exclusive flock: a second instance on this folder would delete our runs.
+            stateLock = new FileStream(Path.Combine(_stateDirectory, "lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new SandboxException($"the sandbox state folder {_stateDirectory} is in use by another process", e);
+        }
+        try
+        {
+            var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
+            ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
+            var cgroups = CgroupReader.Detect();
+            var runsDirectory = Path.Combine(_stateDirectory, "runs");
+            var candidates = ResolveRuntimes();
+            await new LeftoverCleaner(ContainerPrefix, cgroups, _logger).CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, _logger)), runsDirectory, cancellationToken);
+            Directory.CreateDirectory(runsDirectory);
+
+            var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
+            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, runsDirectory, cancellationToken);
+            var catalog = await LanguageCatalog.DetectAsync(_logger, cancellationToken);
+            Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
+            return new Started(runner, catalog, runsDirectory, stateLock);
+        }
+        catch
+        {
+            await stateLock.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Picks the first runtime that really runs a container here, checked by running one: crun 1.8.1 refuses
+    /// hybrid cgroup hosts that scripts/host-setup has not fixed, which only shows when a container starts.
+    /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
+    /// </summary>
+    private async Task<ContainerRunner> SelectRuntimeAsync(
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, CgroupReader cgroups, string runsDirectory, CancellationToken cancellationToken)
+    {
+        var reasons = new List<string>();
+        foreach (var (name, path) in candidates)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var runtime = new OciRuntime(name, path, _logger);
+            try
+            {
+                var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, runsDirectory);
+                var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _time, _options);
+                if (compiled is not null)
+                {
+                    // Prove that this crun honours the annotation before relying on it.
+                    await ProbeAsync(runner, runsDirectory);
+                    Log.SeccompPrecompiled(_logger, compiled.Length);
+                }
+                var why = reasons.Count == 0 ? "first choice, and a test container ran with seccomp active" : "fallback; " + string.Join("; ", reasons);
+                Log.RuntimeSelected(_logger, name, path, await runtime.VersionAsync(cancellationToken), why);
+                return runner;
+            }
+            catch (SandboxException e)
+            {
+                Log.RuntimeRejected(_logger, name, e.Message);
+                reasons.Add($"{name} failed: {e.Message}");
+            }
+        }
+        throw new SandboxException(candidates.Count == 0
+            ? $"no OCI runtime found for '{_options.Runtime}' (install crun or runc: scripts/host-setup)"
+            : "no OCI runtime can run containers on this host: " + string.Join("; ", reasons));
+    }
+
+    /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>
+    private async Task<byte[]?> ProbeAsync(OciRuntime runtime, OciBundleBuilder builder, CgroupReader cgroups, string runsDirectory)
+    {
+        byte[]? compiled = null;
+        var runner = new ContainerRunner(runtime, builder, cgroups, _time, _options);
+        await ProbeAsync(runner, runsDirectory, containerId =>
+        {
+            if (runtime.TakesPrecompiledSeccomp)
+            {
+                // crun keeps the filter it compiled in its state folder (/run/crun as root) for `crun exec`.
+                var file = Path.Combine("/run/crun", containerId, "seccomp.bpf");
+                compiled = File.Exists(file) ? File.ReadAllBytes(file) : null;
+            }
+        });
+        return compiled;
+    }
+
+    private async Task ProbeAsync(ContainerRunner runner, string runsDirectory, Action<string>? onCreated = null)
+    {
+        var probeId = ContainerPrefix + "probe-" + RandomNumberGenerator.GetHexString(8, lowercase: true);
+        using var run = RunDirectory.Create(runsDirectory, probeId, _options.SandboxUid, 1 << 20);
+        var outcome = await runner.RunAsync(
+            Container(run, probeId, "probe", ["/usr/bin/grep", "-qE", "^Seccomp:[[:space:]]+2$", "/proc/self/status"], 64L << 20, 8, 1 << 20),
+            ReadOnlyMemory<byte>.Empty,
+            new WatchLimits(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10), 4096),
+            NullOutputSink.Instance,
+            CancellationToken.None,
+            onCreated is null ? null : () => onCreated(probeId));
+        if (outcome.ExitCode != 0)
+        {
+            throw new SandboxException($"test container exited with {outcome.ExitCode} (seccomp not active?): {Encoding.UTF8.GetString(outcome.Stderr.Span)}");
+        }
+    }
+
+    private List<(string Name, string Path)> ResolveRuntimes()
+    {
+        if (Path.IsPathFullyQualified(_options.Runtime))
+        {
+            var name = Path.GetFileName(_options.Runtime).Contains(OciRuntime.Crun, StringComparison.Ordinal) ? OciRuntime.Crun : OciRuntime.Runc;
+            return File.Exists(_options.Runtime) ? [(name, _options.Runtime)] : [];
+        }
+        string[] names = _options.Runtime == SandboxOptions.AutoRuntime ? [OciRuntime.Crun, OciRuntime.Runc] : [_options.Runtime];
+        var found = new List<(string, string)>();
+        foreach (var name in names)
+        {
+            if (FindOnPath(name) is { } path)
+            {
+                found.Add((name, path));
+            }
+            else
+            {
+                Log.RuntimeRejected(_logger, name, "not installed (scripts/host-setup installs it)");
+            }
+        }
+        return found;
+    }
+
+    private static string? FindOnPath(string name)
+    {
+        // root's PATH normally has the sbin folders (runc is in /usr/sbin); a service's PATH may not.
+        var folders = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Concat(["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]);
+        return folders.Select(folder => Path.Combine(folder, name)).FirstOrDefault(File.Exists);
+    }
+
+    private sealed record Started(ContainerRunner Runner, LanguageCatalog Catalog, string RunsDirectory, FileStream Lock);
+}

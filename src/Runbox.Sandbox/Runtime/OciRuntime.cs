@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace Runbox.Sandbox.Runtime;
+
+/// <summary>
+/// The OCI runtime CLI (crun or runc; both take the same commands and config.json). Lifecycle commands
+/// take no cancellation token on purpose: a stop or delete must finish even when the caller gave up.
+/// </summary>
+internal sealed class OciRuntime(string name, string path, ILogger logger)
+{
+    public const string Crun = "crun";
+    public const string Runc = "runc";
+
+    public string Name { get; } = name;
+    public string Path { get; } = path;
+
+    /// <summary>crun can take a precompiled seccomp filter (annotation run.oci.seccomp_bpf_data); runc cannot.</summary>
+    public bool TakesPrecompiledSeccomp => Name == Crun;
+
+    /// <summary>
+    /// Starts <c>create</c> with redirected stdio: the container's init inherits these pipes, so the caller
+    /// reads the program's stdout and stderr from this process's streams long after it has exited.
+    /// Runtime errors go to <paramref name="logFile"/>, not into the program's stderr. (<c>run --detach</c>
+    /// would save the separate start, but a program that ends at once is then reaped by the runtime and its
+    /// exit status is lost.)
+    /// </summary>
+    public Process StartCreate(string containerId, string bundleDirectory, string pidFile, string logFile)
+    {
+        var info = new ProcessStartInfo(Path)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in (string[])["--log", logFile, "create", "--bundle", bundleDirectory, "--pid-file", pidFile, containerId])
+        {
+            info.ArgumentList.Add(arg);
+        }
+        return Process.Start(info) ?? throw new InvalidOperationException($"{Name} create did not start");
+    }
+
+    public async Task StartAsync(string containerId)
+    {
+        var result = await RunAsync(["start", containerId], CancellationToken.None);
+        if (result.ExitCode != 0)
+        {
+            throw new SandboxException($"{Name} start {containerId} failed: {result.Error}");
+        }
+    }
+
+    /// <summary>Signals the container's init, or with <paramref name="all"/> every process in it.</summary>
+    /// <remarks>Fails harmlessly when the container has already stopped, so the result is only logged.</remarks>
+    public async Task KillAsync(string containerId, string signal, bool all)
+    {
+        var result = await RunAsync(all ? ["kill", "--all", containerId, signal] : ["kill", containerId, signal], CancellationToken.None);
+        if (result.ExitCode != 0)
+        {
+            Log.KillFailed(logger, Name, signal, containerId, result.Error);
+        }
+    }
+
+    /// <summary>Removes the container and its cgroups, killing what still runs. True when it is gone.</summary>
+    public async Task<bool> DeleteAsync(string containerId)
+    {
+        var result = await RunAsync(["delete", "--force", containerId], CancellationToken.None);
+        if (result.ExitCode != 0 && !await ExistsAsync(containerId))
+        {
+            return true;
+        }
+        if (result.ExitCode != 0)
+        {
+            Log.RuntimeCommandFailed(logger, Name, "delete", containerId, result.ExitCode, result.Error);
+        }
+        return result.ExitCode == 0;
+    }
+
+    public async Task<IReadOnlyList<string>> ListAsync(CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(["list", "--quiet"], cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            throw new SandboxException($"{Name} list failed: {result.Error}");
+        }
+        return result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    public async Task<string> VersionAsync(CancellationToken cancellationToken)
+    {
+        var result = await RunAsync(["--version"], cancellationToken);
+        var firstLine = result.Output.Split('\n', 2)[0].Trim();
+        return result.ExitCode == 0 && firstLine.Length > 0 ? firstLine : "unknown version";
+    }
+
+    private async Task<bool> ExistsAsync(string containerId)
+    {
+        var result = await RunAsync(["state", containerId], CancellationToken.None);
+        return result.ExitCode == 0;
+    }
+
+    private async Task<CliResult> RunAsync(string[] args, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo(Path)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(info) ?? throw new SandboxException($"{Name} did not start");
+        process.StandardInput.Close();
+        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var error = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        return new CliResult(process.ExitCode, await output, (await error).Trim());
+    }
+
+    private sealed record CliResult(int ExitCode, string Output, string Error);
+}
