@@ -69,6 +69,25 @@ public sealed class ApiClient(Uri baseAddress, string? key = null) : IDisposable
         return last;
     }
 
+    /// <summary>Polls any JSON endpoint until <paramref name="done"/> holds.</summary>
+    public async Task<JsonNode> WaitForEndpointAsync(string path, Func<JsonNode, bool> done, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        JsonNode? last;
+        do
+        {
+            last = (await SendAsync(HttpMethod.Get, path)).Body;
+            if (last is not null && done(last))
+            {
+                return last;
+            }
+            await Task.Delay(200);
+        }
+        while (DateTime.UtcNow < deadline);
+        Assert.Fail($"{path} did not get there in time; last: {last}");
+        return last!;
+    }
+
     public Task<JsonNode> WaitForStatusAsync(string id, string status, TimeSpan? timeout = null) =>
         WaitForAsync(id, t => (string?)t["status"] == status, timeout);
 

@@ -144,6 +144,14 @@ public sealed class RunboxProcess : IAsyncDisposable
         _process.Dispose();
     }
 
+    /// <summary>The prefix of this server's containers and cgroups, as its sandbox logged it at startup.</summary>
+    public string? ContainerPrefix =>
+        System.Text.RegularExpressions.Regex.Match(Log, @"container prefix (rbx-[0-9a-f]+-)") is { Success: true } m ? m.Groups[1].Value : null;
+
+    /// <summary>The worker id this server logged at startup.</summary>
+    public string? WorkerId =>
+        System.Text.RegularExpressions.Regex.Match(Log, @"Worker (\S+) started with") is { Success: true } m ? m.Groups[1].Value : null;
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Npgsql;
+
+namespace Runbox.EndToEnd.Tests.Faults;
+
+/// <summary>
+/// Shared set-up for the fault tests: short leases so a lost worker is noticed in seconds, a fresh
+/// PostgreSQL database and Redis key prefix per test, and the invariants every case ends with.
+/// </summary>
+public static class FaultEnvironment
+{
+    public static async Task<Dictionary<string, string>> NewClusterAsync(string? redis = null)
+    {
+        var database = "fault_" + Guid.NewGuid().ToString("N")[..12];
+        await using (var admin = new NpgsqlConnection(TestEnvironment.Postgres))
+        {
+            await admin.OpenAsync(TestContext.Current.CancellationToken);
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {database}", admin);
+            await create.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+        }
+        return new Dictionary<string, string>
+        {
+            ["Runbox__Redis"] = redis ?? TestEnvironment.Redis,
+            ["Runbox__Store"] = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = database }.ConnectionString,
+            ["Runbox__Queue__KeyPrefix"] = "fault-" + Guid.NewGuid().ToString("N")[..8],
+            ["Runbox__Queue__LeaseDuration"] = "00:00:03",
+            ["Runbox__Queue__ReapGrace"] = "00:00:00.500",
+            ["Runbox__Worker__HeartbeatInterval"] = "00:00:01",
+            ["Runbox__Worker__ReapInterval"] = "00:00:01",
+            ["Runbox__Worker__ReconcileInterval"] = "00:00:02",
+            ["Runbox__Worker__ShutdownGrace"] = "00:00:05",
+        };
+    }
+
+    /// <summary>
+    /// What must hold after any fault: every task settled as expected, its transitions a legal path
+    /// through the state machine with one attempt at a time, and the queue holding nothing.
+    /// </summary>
+    public static async Task AssertInvariantsAsync(ApiClient client, IEnumerable<string> ids, string expectedStatus = "completed")
+    {
+        foreach (var id in ids)
+        {
+            var task = await client.WaitForAsync(id, t => (string?)t["status"] == expectedStatus, TimeSpan.FromSeconds(90));
+            AssertLegalPath(task);
+        }
+        var queue = await client.WaitForEndpointAsync("/v1/queue", q => (long?)q["running"] == 0 && (long?)q["pending"] == 0, TimeSpan.FromSeconds(30));
+        Assert.Equal(0, (long?)queue["running"]);
+    }
+
+    public static void AssertLegalPath(JsonNode task)
+    {
+        var allowed = new HashSet<(string?, string)>
+        {
+            (null, "pending"), ("pending", "running"), ("pending", "cancelled"), ("running", "completed"), ("running", "failed"),
+            ("running", "timeout"), ("running", "cancelled"), ("failed", "pending"), ("timeout", "pending"),
+        };
+        var transitions = task["transitions"]!.AsArray();
+        string? previous = null;
+        var runs = 0;
+        foreach (var transition in transitions)
+        {
+            var from = (string?)transition!["from"];
+            var to = (string)transition["to"]!;
+            Assert.True(from == previous, $"task {task["id"]}: transition from {from} after {previous}: {task}");
+            Assert.True(allowed.Contains((from, to)), $"task {task["id"]}: illegal {from} -> {to}");
+            if (to == "running")
+            {
+                runs++;
+            }
+            previous = to;
+        }
+        Assert.Equal(previous, (string?)task["status"]);
+        Assert.Equal(runs, (int?)task["attempt"]);
+    }
+
+    /// <summary>No container or cgroup of these servers' sandboxes is left, by either runtime.</summary>
+    public static async Task AssertNoLeftoversAsync(params string?[] prefixes)
+    {
+        foreach (var prefix in prefixes.Where(p => p is not null))
+        {
+            foreach (var runtime in new[] { "crun", "runc" })
+            {
+                var list = await RunAsync(runtime, "list", "-q");
+                Assert.DoesNotContain(list.Split('\n'), line => line.StartsWith(prefix!, StringComparison.Ordinal));
+            }
+            foreach (var controller in new[] { "memory", "pids", "cpu,cpuacct", "unified" })
+            {
+                var parent = $"/sys/fs/cgroup/{controller}/runbox";
+                if (Directory.Exists(parent))
+                {
+                    Assert.Empty(Directory.GetDirectories(parent, prefix + "*"));
+                }
+            }
+        }
+    }
+
+    public static async Task<string> RunAsync(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(start)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return output;
+    }
+}
