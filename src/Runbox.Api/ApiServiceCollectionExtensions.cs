@@ -39,9 +39,13 @@ public static class ApiServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>The wire format: snake_case names, unknown fields refused, nulls written out as in the contract.</summary>
+    /// <summary>
+    /// The wire format: snake_case names, unknown fields refused, numbers only as JSON numbers (the
+    /// web defaults would take "256" for 256, hiding client bugs), nulls written out as in the contract.
+    /// </summary>
     public static void Configure(JsonSerializerOptions options)
     {
+        options.NumberHandling = JsonNumberHandling.Strict;
         options.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         options.DefaultIgnoreCondition = JsonIgnoreCondition.Never;

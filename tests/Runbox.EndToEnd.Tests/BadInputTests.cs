@@ -12,6 +12,7 @@ public sealed class BadInputTests(ServeFixture fixture)
         { "unknown field", "{\"language\":\"python\",\"source\":\"print(1)\",\"sauce\":1}", 400, "sauce" },
         { "wrong type", "{\"language\":\"python\",\"source\":\"print(1)\",\"priority\":\"high\"}", 400, "priority" },
         { "nested wrong type", "{\"language\":\"python\",\"source\":\"x\",\"limits\":{\"memory_mb\":[1]}}", 400, "limits.memory_mb" },
+        { "number as string", "{\"language\":\"python\",\"source\":\"x\",\"limits\":{\"memory_mb\":\"256\"}}", 400, "limits.memory_mb" },
         { "unknown language", "{\"language\":\"cobol\",\"source\":\"x\"}", 400, "language" },
         { "empty source", "{\"language\":\"python\",\"source\":\"\"}", 400, "source" },
         { "priority out of range", "{\"language\":\"python\",\"source\":\"x\",\"priority\":12}", 400, "priority" },
