@@ -39,15 +39,28 @@ public sealed class RunboxProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<RunboxProcess> StartAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port = null, params string[] extraArgs)
+    public static Task<RunboxProcess> StartAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port = null, params string[] extraArgs) =>
+        StartAsync(role, dataDirectory, environment, port, networkNamespace: null, extraArgs);
+
+    /// <summary>
+    /// Starts the server; with <paramref name="networkNamespace"/> (a /run/netns path) it runs inside
+    /// that network namespace, where the host cannot reach its port, so readiness is read from its log.
+    /// </summary>
+    public static async Task<RunboxProcess> StartAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port, string? networkNamespace, params string[] extraArgs)
     {
         port ??= FreePort();
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "nsenter")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (networkNamespace is not null)
+        {
+            start.ArgumentList.Add($"--net={networkNamespace}");
+            start.ArgumentList.Add("--");
+            start.ArgumentList.Add("dotnet");
+        }
         foreach (var arg in new[] { Program, role, "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory }.Concat(extraArgs))
         {
             start.ArgumentList.Add(arg);
@@ -64,7 +77,14 @@ public sealed class RunboxProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => runbox.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await runbox.WaitUntilLiveAsync(TimeSpan.FromSeconds(90));
+        if (networkNamespace is null)
+        {
+            await runbox.WaitUntilLiveAsync(TimeSpan.FromSeconds(90));
+        }
+        else
+        {
+            await runbox.WaitForLogAsync(new System.Text.RegularExpressions.Regex("Application started"), TimeSpan.FromSeconds(90));
+        }
         return runbox;
     }
 
@@ -107,6 +127,23 @@ public sealed class RunboxProcess : IAsyncDisposable
             await Task.Delay(200);
         }
         throw new TimeoutException($"runbox was not ready within {timeout}:\n{Log}");
+    }
+
+    public async Task WaitForLogAsync(System.Text.RegularExpressions.Regex pattern, TimeSpan timeout)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!pattern.IsMatch(Log))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"runbox exited with {_process.ExitCode}:\n{Log}");
+            }
+            if (watch.Elapsed > timeout)
+            {
+                throw new TimeoutException($"no log line matching {pattern} within {timeout}:\n{Log}");
+            }
+            await Task.Delay(200);
+        }
     }
 
     /// <summary>SIGTERM and wait: the graceful path.</summary>

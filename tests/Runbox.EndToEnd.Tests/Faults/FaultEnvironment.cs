@@ -95,7 +95,9 @@ public static class FaultEnvironment
         }
     }
 
-    public static async Task<string> RunAsync(string file, params string[] args)
+    public static async Task<string> RunAsync(string file, params string[] args) => (await RunWithCodeAsync(file, args)).Output;
+
+    public static async Task<(int Code, string Output)> RunWithCodeAsync(string file, params string[] args)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in args)
@@ -103,8 +105,23 @@ public static class FaultEnvironment
             start.ArgumentList.Add(arg);
         }
         using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
-        return output;
+        return (process.ExitCode, await output + await error);
+    }
+}
+
+/// <summary>A helper server process the test owns: killed when disposed.</summary>
+public sealed class OwnedProcess(Process process) : IDisposable
+{
+    public void Dispose()
+    {
+        if (!process.HasExited)
+        {
+            process.Kill();
+            process.WaitForExit();
+        }
+        process.Dispose();
     }
 }

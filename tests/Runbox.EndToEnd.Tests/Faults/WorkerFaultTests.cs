@@ -57,7 +57,7 @@ public sealed class WorkerFaultTests
 
             // The zombie wakes up with a finished run and a dead lease; whatever it tries is refused.
             zombie.Signal("CONT");
-            await WaitForLogAsync(zombie, new Regex("lease lost|refused"), TimeSpan.FromSeconds(30));
+            await zombie.WaitForLogAsync(new Regex("lease lost|refused"), TimeSpan.FromSeconds(30));
         }
 
         var after = await client.GetAsync(id);
@@ -65,15 +65,5 @@ public sealed class WorkerFaultTests
         Assert.Equal(settledStdout, (string?)after["result"]!["stdout"]);
         Assert.Equal(2, (int?)after["attempt"]);
         await FaultEnvironment.AssertInvariantsAsync(client, [id]);
-    }
-
-    private static async Task WaitForLogAsync(RunboxProcess process, Regex pattern, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!pattern.IsMatch(process.Log))
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"no log line matching {pattern}:\n{process.Log}");
-            await Task.Delay(200);
-        }
     }
 }

@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Runbox.Sandbox.Bundle;
+
+namespace Runbox.Sandbox.Tests;
+
+public sealed class OciBundleBuilderTests : IDisposable
+{
+    private readonly string _state = Directory.CreateTempSubdirectory("runbox-bundle-").FullName;
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
+
+    [Fact]
+    public void Write_WithPrecompiledFilter_UsesAnnotationInsteadOfProfile()
+    {
+        var config = Write(seccompBpf: [1, 2, 3]);
+
+        Assert.Equal("AQID", config.GetProperty("annotations").GetProperty(OciBundleBuilder.SeccompBpfAnnotation).GetString());
+        Assert.False(config.GetProperty("linux").TryGetProperty("seccomp", out _));
+    }
+
+    [Fact]
+    public void Write_WithoutPrecompiledFilter_EmbedsProfileThatRefusesUnshare()
+    {
+        var seccomp = Write(seccompBpf: null).GetProperty("linux").GetProperty("seccomp");
+
+        Assert.Equal("SCMP_ACT_ERRNO", seccomp.GetProperty("defaultAction").GetString());
+        var allowed = seccomp.GetProperty("syscalls").EnumerateArray()
+            .Where(rule => rule.GetProperty("action").GetString() == "SCMP_ACT_ALLOW" && !rule.TryGetProperty("args", out _))
+            .SelectMany(rule => rule.GetProperty("names").EnumerateArray().Select(n => n.GetString()))
+            .ToHashSet();
+        Assert.Contains("read", allowed);
+        Assert.DoesNotContain("unshare", allowed);
+        Assert.DoesNotContain("ptrace", allowed);
+        Assert.DoesNotContain("clone", allowed);
+    }
+
+    [Fact]
+    public void Write_AnyRun_RunsUnprivilegedUnderTiniWithLimits()
+    {
+        var config = Write(seccompBpf: null);
+
+        var process = config.GetProperty("process");
+        Assert.Equal(["/usr/bin/tini", "--", "/usr/bin/python3", "main.py"], process.GetProperty("args").EnumerateArray().Select(a => a.GetString()));
+        Assert.Equal(1000, process.GetProperty("user").GetProperty("uid").GetInt32());
+        Assert.True(process.GetProperty("noNewPrivileges").GetBoolean());
+        Assert.Empty(process.GetProperty("capabilities").GetProperty("bounding").EnumerateArray());
+        Assert.True(config.GetProperty("root").GetProperty("readonly").GetBoolean());
+        var memory = config.GetProperty("linux").GetProperty("resources").GetProperty("memory");
+        Assert.Equal(64L << 20, memory.GetProperty("limit").GetInt64());
+        Assert.Equal(64L << 20, memory.GetProperty("swap").GetInt64());
+        Assert.Equal(33, config.GetProperty("linux").GetProperty("resources").GetProperty("pids").GetProperty("limit").GetInt32());
+        Assert.Contains(config.GetProperty("linux").GetProperty("namespaces").EnumerateArray(), ns => ns.GetProperty("type").GetString() == "network");
+        var usr = config.GetProperty("mounts").EnumerateArray().Single(m => m.GetProperty("destination").GetString() == "/usr");
+        Assert.Equal(["rbind", "ro", "nosuid", "nodev"], usr.GetProperty("options").EnumerateArray().Select(o => o.GetString()));
+    }
+
+    private JsonElement Write(byte[]? seccompBpf)
+    {
+        var rootfs = SandboxRootfs.Prepare(_state, 1000);
+        var builder = new OciBundleBuilder(rootfs, new SandboxOptions(), seccompBpf);
+        var path = builder.Write(new ContainerSpec
+        {
+            ContainerId = "rbx-test",
+            BundleDirectory = Path.Combine(_state, "bundle"),
+            WorkDirectory = Path.Combine(_state, "work"),
+            Command = ["/usr/bin/python3", "main.py"],
+            MemoryBytes = 64L << 20,
+            Processes = 33,
+            DiskBytes = 8L << 20,
+            CgroupPath = "/runbox/rbx-test",
+        });
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        return document.RootElement.Clone();
+    }
+}

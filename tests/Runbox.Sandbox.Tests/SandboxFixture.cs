@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Runbox.Core.Execution;
+using Runbox.Core.Limits;
+using Runbox.Core.Seams;
+using Runbox.Core.Tasks;
+
+namespace Runbox.Sandbox.Tests;
+
+/// <summary>
+/// One real sandbox per runtime, shared by a test class. It is started with the runtime named explicitly,
+/// so a missing or broken crun/runc fails every test of its class instead of skipping them.
+/// </summary>
+public abstract class SandboxFixture(string runtime) : IAsyncLifetime
+{
+    private OciSandbox? _sandbox;
+
+    public string Runtime { get; } = runtime;
+
+    /// <summary>A fixed folder per runtime, so a crashed earlier test run is cleaned up by the next one.</summary>
+    public string StateDirectory { get; } = Path.Combine(Path.GetTempPath(), "runbox-sandbox-tests", runtime);
+
+    public OciSandbox Sandbox => _sandbox ?? throw new InvalidOperationException("fixture not initialized");
+
+    public async ValueTask InitializeAsync()
+    {
+        _sandbox = CreateSandbox(StateDirectory);
+        await _sandbox.InitializeAsync(CancellationToken.None);
+    }
+
+    public OciSandbox CreateSandbox(string stateDirectory)
+    {
+        var options = new SandboxOptions
+        {
+            Runtime = Runtime,
+            StateDirectory = stateDirectory,
+            GracePeriod = TimeSpan.FromMilliseconds(300),
+        };
+        return new OciSandbox(Options.Create(options), NullLogger<OciSandbox>.Instance, TimeProvider.System);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_sandbox is not null)
+        {
+            await _sandbox.DisposeAsync();
+        }
+        GC.SuppressFinalize(this);
+    }
+
+    public Task<ExecutionResult> RunAsync(string language, string source, string stdin = "", Limits? limits = null, IOutputSink? sink = null) =>
+        Sandbox.RunAsync(Spec(language, source, stdin, limits), sink ?? NullOutputSink.Instance, TestContext.Current.CancellationToken);
+
+    public static TaskSpec Spec(string language, string source, string stdin = "", Limits? limits = null) =>
+        new() { User = "test", Language = language, Source = source, Stdin = stdin, Limits = limits ?? TestLimits };
+
+    /// <summary>Short limits keep the suite fast; tests about a limit set their own.</summary>
+    public static Limits TestLimits { get; } = new()
+    {
+        WallTime = TimeSpan.FromSeconds(10),
+        CpuTime = TimeSpan.FromSeconds(10),
+        MemoryBytes = 256L << 20,
+        Processes = 64,
+        OutputBytes = 64 << 10,
+        DiskBytes = 16L << 20,
+    };
+
+    /// <summary>Containers, cgroups and run folders of this sandbox that still exist.</summary>
+    public Task<IReadOnlyList<string>> LeftoversAsync() => LeftoversAsync(Sandbox.ContainerPrefix, StateDirectory);
+
+    public async Task<IReadOnlyList<string>> LeftoversAsync(string prefix, string stateDirectory)
+    {
+        var leftovers = new List<string>();
+        var list = Process.Start(new ProcessStartInfo(Runtime, ["list", "--quiet"]) { RedirectStandardOutput = true })!;
+        var ids = await list.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        await list.WaitForExitAsync(TestContext.Current.CancellationToken);
+        leftovers.AddRange(ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Select(id => "container " + id));
+        foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        {
+            var parent = Path.Combine(hierarchy, "runbox");
+            if (Directory.Exists(parent))
+            {
+                leftovers.AddRange(Directory.EnumerateDirectories(parent, prefix + "*").Select(dir => "cgroup " + dir));
+            }
+        }
+        leftovers.AddRange(Directory.EnumerateFileSystemEntries(Path.Combine(stateDirectory, "runs")).Select(dir => "run folder " + dir));
+        var mounts = await File.ReadAllTextAsync("/proc/self/mountinfo", TestContext.Current.CancellationToken);
+        if (mounts.Contains(Path.Combine(stateDirectory, "runs"), StringComparison.Ordinal))
+        {
+            leftovers.Add("a /work mount under " + stateDirectory);
+        }
+        return leftovers;
+    }
+}
+
+public sealed class CrunFixture() : SandboxFixture("crun");
+
+public sealed class RuncFixture() : SandboxFixture("runc");
