@@ -31,4 +31,6 @@ RUNBOX_RUNTIME_PACKAGES=(
   /usr/bin/python3:python3
   gcc:gcc
   g++:g++
+  /usr/bin/node:nodejs
+  /usr/bin/javac:openjdk-17-jdk-headless
 )

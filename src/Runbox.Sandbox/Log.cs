@@ -14,6 +14,9 @@ internal static partial class Log
     [LoggerMessage(3, LogLevel.Information, "Seccomp profile precompiled by crun once: {Bytes} bytes of BPF passed to every run")]
     public static partial void SeccompPrecompiled(ILogger logger, int bytes);
 
+    [LoggerMessage(12, LogLevel.Warning, "{Runtime} left no compiled seccomp filter: the profile is compiled on every run (slower)")]
+    public static partial void SeccompNotPrecompiled(ILogger logger, string runtime);
+
     [LoggerMessage(4, LogLevel.Information, "Sandbox state in {StateDirectory}, cgroup {CgroupVersion}, container prefix {Prefix}")]
     public static partial void Started(ILogger logger, string stateDirectory, string cgroupVersion, string prefix);
 

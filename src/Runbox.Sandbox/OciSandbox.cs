@@ -19,6 +19,8 @@ namespace Runbox.Sandbox;
 /// Runs tasks in containers through the OCI runtime CLI (crun, or runc as a drop-in). Starts once
 /// (<see cref="InitializeAsync"/>, also done by the first run): removes leftovers of a crashed process,
 /// prepares the rootfs, picks the runtime and precompiles the seccomp filter, and detects languages.
+/// Must run as root. Starting makes the hosting process a child subreaper (PR_SET_CHILD_SUBREAPER), so
+/// it adopts each container's init and can wait for its true exit status.
 /// </summary>
 public sealed class OciSandbox : ISandbox, IAsyncDisposable
 {
@@ -37,7 +39,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         _logger = logger;
         _time = timeProvider;
         _stateDirectory = Path.GetFullPath(_options.StateDirectory);
-        _startup = new(() => StartAsync(CancellationToken.None));
+        _startup = new(StartAsync);
     }
 
     /// <summary>Available once started; throws before.</summary>
@@ -116,17 +118,15 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_startup.IsValueCreated)
+        if (!_startup.IsValueCreated)
         {
-            try
-            {
-                var started = await _startup.Value;
-                await started.Lock.DisposeAsync();
-            }
-            catch (SandboxException)
-            {
-                // Startup failed; it holds nothing.
-            }
+            return;
+        }
+        // A failed startup holds nothing; its exception belongs to InitializeAsync and RunAsync.
+        await ((Task)_startup.Value).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_startup.Value.IsCompletedSuccessfully)
+        {
+            await _startup.Value.Result.Lock.DisposeAsync();
         }
     }
 
@@ -214,7 +214,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         CgroupPath = OciBundleBuilder.CgroupParent + "/" + containerId,
     };
 
-    private async Task<Started> StartAsync(CancellationToken cancellationToken)
+    private async Task<Started> StartAsync()
     {
         Libc.BecomeChildSubreaper();
         Directory.CreateDirectory(_stateDirectory);
@@ -235,12 +235,12 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             var cgroups = CgroupReader.Detect();
             var runsDirectory = Path.Combine(_stateDirectory, "runs");
             var candidates = ResolveRuntimes();
-            await new LeftoverCleaner(ContainerPrefix, cgroups, _logger).CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, _logger)), runsDirectory, cancellationToken);
+            await new LeftoverCleaner(ContainerPrefix, cgroups, _logger).CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, _logger)), runsDirectory);
             Directory.CreateDirectory(runsDirectory);
 
             var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
-            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, runsDirectory, cancellationToken);
-            var catalog = await LanguageCatalog.DetectAsync(_logger, cancellationToken);
+            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, runsDirectory);
+            var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
             Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
             return new Started(runner, catalog, runsDirectory, stateLock);
         }
@@ -257,12 +257,11 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
     /// </summary>
     private async Task<ContainerRunner> SelectRuntimeAsync(
-        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, CgroupReader cgroups, string runsDirectory, CancellationToken cancellationToken)
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, CgroupReader cgroups, string runsDirectory)
     {
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             var runtime = new OciRuntime(name, path, _logger);
             try
             {
@@ -274,8 +273,14 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                     await ProbeAsync(runner, runsDirectory);
                     Log.SeccompPrecompiled(_logger, compiled.Length);
                 }
-                var why = reasons.Count == 0 ? "first choice, and a test container ran with seccomp active" : "fallback; " + string.Join("; ", reasons);
-                Log.RuntimeSelected(_logger, name, path, await runtime.VersionAsync(cancellationToken), why);
+                else if (runtime.TakesPrecompiledSeccomp)
+                {
+                    Log.SeccompNotPrecompiled(_logger, runtime.Name);
+                }
+                var why = _options.Runtime != SandboxOptions.AutoRuntime ? "as configured; a test container ran with seccomp active"
+                    : reasons.Count == 0 ? "preferred, and a test container ran with seccomp active"
+                    : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
+                Log.RuntimeSelected(_logger, name, path, await runtime.VersionAsync(), why);
                 return runner;
             }
             catch (SandboxException e)

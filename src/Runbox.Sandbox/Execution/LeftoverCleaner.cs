@@ -13,11 +13,11 @@ namespace Runbox.Sandbox.Execution;
 /// </summary>
 internal sealed class LeftoverCleaner(string prefix, CgroupReader cgroups, ILogger logger)
 {
-    public async Task CleanAsync(IEnumerable<OciRuntime> runtimes, string runsDirectory, CancellationToken cancellationToken)
+    public async Task CleanAsync(IEnumerable<OciRuntime> runtimes, string runsDirectory)
     {
         foreach (var runtime in runtimes)
         {
-            foreach (var id in await runtime.ListAsync(cancellationToken))
+            foreach (var id in await runtime.ListAsync())
             {
                 if (id.StartsWith(prefix, StringComparison.Ordinal) && await runtime.DeleteAsync(id))
                 {

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Logging;
 namespace Runbox.Sandbox.Runtime;
 
 /// <summary>
-/// The OCI runtime CLI (crun or runc; both take the same commands and config.json). Lifecycle commands
-/// take no cancellation token on purpose: a stop or delete must finish even when the caller gave up.
+/// The OCI runtime CLI (crun or runc; both take the same commands and config.json). Commands take no
+/// cancellation token on purpose: a stop or delete must finish even when the caller gave up.
 /// </summary>
 internal sealed class OciRuntime(string name, string path, ILogger logger)
 {
@@ -43,7 +43,7 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
 
     public async Task StartAsync(string containerId)
     {
-        var result = await RunAsync(["start", containerId], CancellationToken.None);
+        var result = await RunAsync(["start", containerId]);
         if (result.ExitCode != 0)
         {
             throw new SandboxException($"{Name} start {containerId} failed: {result.Error}");
@@ -54,7 +54,7 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
     /// <remarks>Fails harmlessly when the container has already stopped, so the result is only logged.</remarks>
     public async Task KillAsync(string containerId, string signal, bool all)
     {
-        var result = await RunAsync(all ? ["kill", "--all", containerId, signal] : ["kill", containerId, signal], CancellationToken.None);
+        var result = await RunAsync(all ? ["kill", "--all", containerId, signal] : ["kill", containerId, signal]);
         if (result.ExitCode != 0)
         {
             Log.KillFailed(logger, Name, signal, containerId, result.Error);
@@ -64,7 +64,7 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
     /// <summary>Removes the container and its cgroups, killing what still runs. True when it is gone.</summary>
     public async Task<bool> DeleteAsync(string containerId)
     {
-        var result = await RunAsync(["delete", "--force", containerId], CancellationToken.None);
+        var result = await RunAsync(["delete", "--force", containerId]);
         if (result.ExitCode != 0 && !await ExistsAsync(containerId))
         {
             return true;
@@ -76,9 +76,9 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
         return result.ExitCode == 0;
     }
 
-    public async Task<IReadOnlyList<string>> ListAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> ListAsync()
     {
-        var result = await RunAsync(["list", "--quiet"], cancellationToken);
+        var result = await RunAsync(["list", "--quiet"]);
         if (result.ExitCode != 0)
         {
             throw new SandboxException($"{Name} list failed: {result.Error}");
@@ -86,20 +86,20 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
         return result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
-    public async Task<string> VersionAsync(CancellationToken cancellationToken)
+    public async Task<string> VersionAsync()
     {
-        var result = await RunAsync(["--version"], cancellationToken);
+        var result = await RunAsync(["--version"]);
         var firstLine = result.Output.Split('\n', 2)[0].Trim();
         return result.ExitCode == 0 && firstLine.Length > 0 ? firstLine : "unknown version";
     }
 
     private async Task<bool> ExistsAsync(string containerId)
     {
-        var result = await RunAsync(["state", containerId], CancellationToken.None);
+        var result = await RunAsync(["state", containerId]);
         return result.ExitCode == 0;
     }
 
-    private async Task<CliResult> RunAsync(string[] args, CancellationToken cancellationToken)
+    private async Task<CliResult> RunAsync(string[] args)
     {
         var info = new ProcessStartInfo(Path)
         {
@@ -114,9 +114,9 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
         }
         using var process = Process.Start(info) ?? throw new SandboxException($"{Name} did not start");
         process.StandardInput.Close();
-        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var error = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
         return new CliResult(process.ExitCode, await output, (await error).Trim());
     }
 

@@ -77,4 +77,52 @@ public sealed class RestartAndRaceTests
         await client.WaitForEndpointAsync("/v1/queue", q => (long?)q["running"] == 0 && (long?)q["pending"] == 0, TimeSpan.FromSeconds(30));
         Assert.True(outcomes.GetValueOrDefault("cancelled") > 0, "no cancel won its race");
     }
+
+    /// <summary>
+    /// A user hammers retry while the reaper takes over a frozen worker's task: the retry is refused
+    /// until the reaper has settled the attempt, then wins exactly once; the frozen worker's late
+    /// writes change nothing.
+    /// </summary>
+    [Fact]
+    public async Task RetryRacingTheReaper_OneRetryWinsAndThePathStaysLegal()
+    {
+        var env = await FaultEnvironment.NewClusterAsync();
+        await using var api = await RunboxProcess.StartAsync("api", TestEnvironment.NewDataDirectory(), env);
+        await using var frozen = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", "1"]);
+        using var client = new ApiClient(api.BaseAddress);
+        var id = (string)(await client.SubmitAsync(new
+        {
+            language = "bash",
+            source = "sleep 2; echo finished",
+            retry = new { max_attempts = 1, on = new[] { "infrastructure" } },
+        }))["id"]!;
+        await client.WaitForStatusAsync(id, "running");
+
+        frozen.Signal("STOP");
+        await using var reaper = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", "1"]);
+        var answers = new List<System.Net.HttpStatusCode>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var (status, _, _) = await client.SendAsync(HttpMethod.Post, $"/v1/tasks/{id}/retry");
+            answers.Add(status);
+            if (status == System.Net.HttpStatusCode.OK)
+            {
+                break;
+            }
+            Assert.Equal(System.Net.HttpStatusCode.Conflict, status);
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+        frozen.Signal("CONT");
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, answers[^1]);
+        var done = await client.WaitForStatusAsync(id, "completed", TimeSpan.FromSeconds(60));
+        Assert.Equal(2, (int?)done["attempt"]);
+        Assert.Equal("finished\n", (string?)done["result"]!["stdout"]);
+        var reasons = done["transitions"]!.AsArray().Select(t => (string?)t!["reason"]).ToList();
+        Assert.Contains("lease expired", reasons);
+        Assert.Single(reasons, r => r == "retried by user");
+        FaultEnvironment.AssertLegalPath(done);
+        await FaultEnvironment.AssertInvariantsAsync(client, [id]);
+    }
 }
