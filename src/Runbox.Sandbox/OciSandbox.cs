@@ -106,7 +106,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
         using var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, limits.DiskBytes);
         var outcome = await started.Runner.RunAsync(
-            Container(run, runId + "-r", "run", command, limits.MemoryBytes, limits.Processes, limits.DiskBytes),
+            Container(run, runId + "-r", "run", command, limits.MemoryBytes, limits.Processes, limits.DiskBytes, limits.CpuTime),
             ReadOnlyMemory<byte>.Empty,
             new WatchLimits(limits.WallTime, limits.CpuTime, limits.OutputBytes),
             NullOutputSink.Instance,
@@ -138,7 +138,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         {
             var limits = _options.Compile;
             var outcome = await runner.RunAsync(
-                Container(run, runId + "-c", "compile", compileCommand(limits.MemoryBytes), limits.MemoryBytes, limits.Processes, spec.Limits.DiskBytes),
+                Container(run, runId + "-c", "compile", compileCommand(limits.MemoryBytes), limits.MemoryBytes, limits.Processes, spec.Limits.DiskBytes, limits.CpuTime),
                 ReadOnlyMemory<byte>.Empty,
                 new WatchLimits(limits.WallTime, limits.CpuTime, limits.OutputBytes),
                 NullOutputSink.Instance,
@@ -174,7 +174,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
         var limitsOfRun = spec.Limits;
         var result = await runner.RunAsync(
-            Container(run, runId + "-r", "run", language.Run(limitsOfRun.MemoryBytes, spec.Args), limitsOfRun.MemoryBytes, limitsOfRun.Processes, limitsOfRun.DiskBytes),
+            Container(run, runId + "-r", "run", language.Run(limitsOfRun.MemoryBytes, spec.Args), limitsOfRun.MemoryBytes, limitsOfRun.Processes, limitsOfRun.DiskBytes, limitsOfRun.CpuTime),
             Encoding.UTF8.GetBytes(spec.Stdin),
             new WatchLimits(limitsOfRun.WallTime, limitsOfRun.CpuTime, limitsOfRun.OutputBytes),
             output,
@@ -201,8 +201,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         };
     }
 
-    private static ContainerSpec Container(RunDirectory run, string containerId, string bundle, IReadOnlyList<string> command, long memoryBytes, int processes, long diskBytes) => new()
+    private static ContainerSpec Container(RunDirectory run, string containerId, string bundle, IReadOnlyList<string> command, long memoryBytes, int processes, long diskBytes, TimeSpan cpuTime) => new()
     {
+        CpuTime = cpuTime,
         ContainerId = containerId,
         BundleDirectory = Path.Combine(run.Path, bundle),
         WorkDirectory = run.WorkPath,
@@ -316,7 +317,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         var probeId = ContainerPrefix + "probe-" + RandomNumberGenerator.GetHexString(8, lowercase: true);
         using var run = RunDirectory.Create(runsDirectory, probeId, _options.SandboxUid, 1 << 20);
         var outcome = await runner.RunAsync(
-            Container(run, probeId, "probe", ["/usr/bin/grep", "-qE", "^Seccomp:[[:space:]]+2$", "/proc/self/status"], 64L << 20, 8, 1 << 20),
+            Container(run, probeId, "probe", ["/usr/bin/grep", "-qE", "^Seccomp:[[:space:]]+2$", "/proc/self/status"], 64L << 20, 8, 1 << 20, TimeSpan.FromSeconds(5)),
             ReadOnlyMemory<byte>.Empty,
             new WatchLimits(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10), 4096),
             NullOutputSink.Instance,

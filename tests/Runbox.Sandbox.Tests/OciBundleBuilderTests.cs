@@ -52,6 +52,10 @@ public sealed class OciBundleBuilderTests : IDisposable
         Assert.Contains(config.GetProperty("linux").GetProperty("namespaces").EnumerateArray(), ns => ns.GetProperty("type").GetString() == "network");
         var usr = config.GetProperty("mounts").EnumerateArray().Single(m => m.GetProperty("destination").GetString() == "/usr");
         Assert.Equal(["rbind", "ro", "nosuid", "nodev"], usr.GetProperty("options").EnumerateArray().Select(o => o.GetString()));
+        // The kernel's backstop if the service dies mid-run: 1.5 s rounds up to 2, plus 2 s of slack.
+        var cpu = config.GetProperty("process").GetProperty("rlimits").EnumerateArray().Single(r => r.GetProperty("type").GetString() == "RLIMIT_CPU");
+        Assert.Equal(4, cpu.GetProperty("soft").GetInt64());
+        Assert.Equal(5, cpu.GetProperty("hard").GetInt64());
     }
 
     private JsonElement Write(byte[]? seccompBpf)
@@ -67,6 +71,7 @@ public sealed class OciBundleBuilderTests : IDisposable
             MemoryBytes = 64L << 20,
             Processes = 33,
             DiskBytes = 8L << 20,
+            CpuTime = TimeSpan.FromMilliseconds(1500),
             CgroupPath = "/runbox/rbx-test",
         });
         using var document = JsonDocument.Parse(File.ReadAllBytes(path));

@@ -46,17 +46,13 @@ internal sealed class RedisLanguageDirectory(IConnectionMultiplexer redis, IOpti
 }
 
 /// <summary>Publishes this worker's languages for <see cref="RedisLanguageDirectory"/>.</summary>
-internal sealed class LanguageAnnouncer(IConnectionMultiplexer redis, ISandbox sandbox, IOptions<QueueOptions> options) : BackgroundService
+/// <remarks>Registered after the sandbox, whose own start (hosted services start in order) finds the toolchains.</remarks>
+internal sealed class LanguageAnnouncer(IConnectionMultiplexer redis, ISandbox sandbox, IOptions<QueueOptions> options) : IHostedService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        // The sandbox finds its toolchains while the host starts; announce once it has.
-        while (sandbox.Languages.Count == 0 && !stoppingToken.IsCancellationRequested)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(200), stoppingToken);
-        }
-        await redis.GetDatabase().HashSetAsync(RedisLanguageDirectory.Key(options.Value), Environment.MachineName, JsonSerializer.Serialize(sandbox.Languages)).WaitAsync(stoppingToken);
-    }
+    public async Task StartAsync(CancellationToken cancellationToken) =>
+        await redis.GetDatabase().HashSetAsync(RedisLanguageDirectory.Key(options.Value), Environment.MachineName, JsonSerializer.Serialize(sandbox.Languages)).WaitAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 internal sealed class SandboxReadinessCheck(ISandbox sandbox) : IReadinessCheck

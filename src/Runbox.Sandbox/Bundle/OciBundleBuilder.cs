@@ -17,6 +17,9 @@ internal sealed record ContainerSpec
     /// <summary>Size of the container's own /tmp tmpfs and the largest file it may write (RLIMIT_FSIZE).</summary>
     public required long DiskBytes { get; init; }
 
+    /// <summary>The CPU-time limit; the service's watchdog enforces it, RLIMIT_CPU is the backstop.</summary>
+    public required TimeSpan CpuTime { get; init; }
+
     /// <summary>Where the runtime creates the container's cgroup, e.g. <c>/runbox/rbx-…</c>.</summary>
     public required string CgroupPath { get; init; }
 }
@@ -130,6 +133,10 @@ internal sealed class OciBundleBuilder
         WriteRlimit(json, "RLIMIT_NOFILE", _openFiles);
         WriteRlimit(json, "RLIMIT_CORE", 0);
         WriteRlimit(json, "RLIMIT_FSIZE", spec.DiskBytes);
+        // The service's CPU watchdog stops a run at its limit. If the service itself dies mid-run, the
+        // kernel still ends each CPU burner a couple of seconds past the limit instead of never.
+        var cpuSeconds = (long)Math.Ceiling(spec.CpuTime.TotalSeconds) + 2;
+        WriteRlimit(json, "RLIMIT_CPU", cpuSeconds, cpuSeconds + 1);
         json.WriteEndArray();
         json.WriteBoolean("noNewPrivileges", true);
         json.WriteEndObject();
@@ -207,12 +214,12 @@ internal sealed class OciBundleBuilder
         json.WriteEndObject();
     }
 
-    private static void WriteRlimit(Utf8JsonWriter json, string type, long value)
+    private static void WriteRlimit(Utf8JsonWriter json, string type, long soft, long? hard = null)
     {
         json.WriteStartObject();
         json.WriteString("type", type);
-        json.WriteNumber("hard", value);
-        json.WriteNumber("soft", value);
+        json.WriteNumber("hard", hard ?? soft);
+        json.WriteNumber("soft", soft);
         json.WriteEndObject();
     }
 
