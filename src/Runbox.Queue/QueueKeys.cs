@@ -16,16 +16,13 @@ internal sealed class QueueKeys
         Static =
         [
             Prefix + "eligible",
-            Prefix + "urun",
-            Prefix + "ulimit",
+            Prefix + "users",
             Prefix + "leases",
             Prefix + "delayed",
             Prefix + "dead",
             Prefix + "seq",
             Marker,
             Prefix + "transitions",
-            Prefix + "readycount",
-            Prefix + "readysince",
             Prefix + "counters",
             Prefix + "workers",
         ];
@@ -39,7 +36,11 @@ internal sealed class QueueKeys
 
     public RedisKey Marker { get; }
 
-    public RedisKey Transitions => Static[8];
+    public RedisKey Users => Static[1];
+
+    public RedisKey Leases => Static[2];
+
+    public RedisKey Transitions => Static[7];
 
     public RedisChannel CancelChannel { get; }
 

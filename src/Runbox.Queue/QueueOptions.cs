@@ -32,8 +32,8 @@ public sealed class QueueOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ReapGrace { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Running tasks per user when no per-user limit was set.</summary>
-    [Range(0, 100_000)]
+    /// <summary>Running tasks per user when no per-user limit was set (a single user can be set to 0).</summary>
+    [Range(1, 100_000)]
     public int DefaultUserConcurrency { get; set; } = DefaultUserConcurrencyLimit;
 
     /// <summary>Dead letters kept; older ones are trimmed, counted and logged.</summary>

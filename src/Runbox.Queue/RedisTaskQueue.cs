@@ -17,7 +17,11 @@ namespace Runbox.Queue;
 /// </summary>
 public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
 {
+    /// <summary>The <see cref="AttemptOutcome.Error"/> of every attempt the reaper ends.</summary>
+    public const string LeaseExpiredError = "the worker lost its lease (crashed, frozen or cut off)";
+
     private const int CommonArgs = 5;
+    private const int FreshTaskArgCount = 10;
 
     private static readonly string[] Scripts =
     [
@@ -45,10 +49,24 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     }
 
     public async Task EnqueueAsync(QueueItem item, CancellationToken cancellationToken) =>
-        await RunAsync("enqueue", FreshTaskArgs(item), cancellationToken);
+        await RunAsync("enqueue", Args(FreshTaskArgs(item)), cancellationToken);
+
+    public async Task EnqueueManyAsync(IReadOnlyList<QueueItem> items, CancellationToken cancellationToken)
+    {
+        if (items.Count == 0)
+        {
+            return;
+        }
+        var rest = new RedisValue[items.Count * FreshTaskArgCount];
+        for (var i = 0; i < items.Count; i++)
+        {
+            FreshTaskArgs(items[i]).CopyTo(rest, i * FreshTaskArgCount);
+        }
+        await RunAsync("enqueue", Args(rest), cancellationToken);
+    }
 
     public async Task<bool> RequeueDeadLetterAsync(QueueItem item, CancellationToken cancellationToken) =>
-        (long)await RunAsync("requeue", FreshTaskArgs(item), cancellationToken) == 1;
+        (long)await RunAsync("requeue", Args(FreshTaskArgs(item)), cancellationToken) == 1;
 
     public async Task<IReadOnlyList<Lease>> ClaimAsync(string workerId, int max, CancellationToken cancellationToken)
     {
@@ -106,7 +124,7 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
         var retryAt = outcome.RetryAt is { } at ? at.ToUnixTimeMilliseconds() : 0;
         var result = (long[])(await RunAsync(
             "finish",
-            Args(lease.TaskId.ToString("D"), lease.Fence, kind, outcome.Status.ToWire(), retryAt, options.DeadLetterCap, lease.User),
+            Args(lease.TaskId.ToString("D"), lease.Fence, kind, outcome.Status.ToWire(), retryAt, options.DeadLetterCap),
             cancellationToken))!;
         if (result[0] == 0)
         {
@@ -160,9 +178,6 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
         return reaped;
     }
 
-    /// <summary>The <see cref="AttemptOutcome.Error"/> of every attempt the reaper ends.</summary>
-    public const string LeaseExpiredError = "the worker lost its lease (crashed, frozen or cut off)";
-
     public async Task RemoveAsync(Guid taskId, CancellationToken cancellationToken) =>
         await RunAsync("remove", Args(taskId.ToString("D")), cancellationToken);
 
@@ -190,14 +205,11 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     public async Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken)
     {
         var result = (RedisResult[])(await RunAsync("stats", Args(), cancellationToken))!;
-        var counts = (RedisValue[])result[0]!;
+        var counts = (long[])result[0]!;
         var ready = new Dictionary<int, long>();
         for (var i = 0; i < counts.Length; i += 2)
         {
-            if ((long)counts[i + 1] > 0)
-            {
-                ready[(int)counts[i]] = (long)counts[i + 1];
-            }
+            ready[(int)counts[i]] = ready.GetValueOrDefault((int)counts[i]) + counts[i + 1];
         }
         var oldest = (RedisValue)result[5];
         return new QueueStats
@@ -223,7 +235,16 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
             }
             _ = InvokeAsync(onCancel, taskId);
         };
-        await subscriber.SubscribeAsync(keys.CancelChannel, handler).WaitAsync(cancellationToken);
+        try
+        {
+            await subscriber.SubscribeAsync(keys.CancelChannel, handler).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The caller gave up while subscribing: the subscription may still have been made.
+            subscriber.Unsubscribe(keys.CancelChannel, handler, CommandFlags.FireAndForget);
+            throw;
+        }
         cancellationToken.Register(() => subscriber.Unsubscribe(keys.CancelChannel, handler, CommandFlags.FireAndForget));
     }
 
@@ -270,13 +291,15 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     private Task<RedisResult> RunAsync(string script, RedisValue[] args, CancellationToken cancellationToken) =>
         scripts.EvaluateAsync(script, keys.Static, args, cancellationToken);
 
-    private RedisValue[] FreshTaskArgs(QueueItem item)
+    /// <summary>The arguments describing one task to enqueue.lua and requeue.lua, in the order fresh_args reads them.</summary>
+    private static RedisValue[] FreshTaskArgs(QueueItem item)
     {
         ArgumentException.ThrowIfNullOrEmpty(item.User);
         ArgumentOutOfRangeException.ThrowIfLessThan(item.Priority, TaskSpec.MinPriority);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(item.Priority, TaskSpec.MaxPriority);
         ArgumentOutOfRangeException.ThrowIfLessThan(item.MaxAttempts, 1);
-        return Args(
+        return
+        [
             item.TaskId.ToString("D"),
             item.User,
             item.Priority,
@@ -286,7 +309,8 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
             item.RetryOnInfrastructure ? 1 : 0,
             item.RetryOnTimeout ? 1 : 0,
             Milliseconds(item.RunDeadline),
-            item.RunAt is { } runAt ? runAt.ToUnixTimeMilliseconds() : 0);
+            item.RunAt is { } runAt ? runAt.ToUnixTimeMilliseconds() : 0,
+        ];
     }
 
     /// <summary>The arguments every queue script starts with (Lua/common.lua), then its own.</summary>

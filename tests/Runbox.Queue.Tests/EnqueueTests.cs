@@ -21,6 +21,21 @@ public sealed class EnqueueTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task EnqueueMany_BatchWithRepeatAndRunningTask_QueuesEachNewTaskOnceInOrder()
+    {
+        await using var h = new QueueHarness(redis.Redis, o => o.DefaultUserConcurrency = 10);
+        var running = await h.EnqueueAsync("alice", 9);
+        var lease = await h.ClaimOneAsync();
+        var items = Enumerable.Range(0, 5).Select(i => QueueHarness.Item("u" + (i % 2), i)).ToList();
+
+        await h.Queue.EnqueueManyAsync([.. items, items[0], running], Token);
+
+        var claimed = await h.Queue.ClaimAsync("w", 10, Token);
+        Assert.Equal(items.OrderByDescending(i => i.Priority).Select(i => i.TaskId), claimed.Select(l => l.TaskId));
+        Assert.Equal(LeaseState.Ok, Assert.Single(await h.Queue.HeartbeatAsync("w1", [lease], Token)).State);
+    }
+
+    [Fact]
     public async Task Enqueue_TaskRunning_LeftAsItIs()
     {
         await using var h = new QueueHarness(redis.Redis);

@@ -76,6 +76,23 @@ public sealed class LeaseTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task Transitions_EnqueueClaimFinish_EachRecordedWithFenceAndWorker()
+    {
+        await using var h = new QueueHarness(redis.Redis);
+        var item = await h.EnqueueAsync("alice");
+        var lease = await h.ClaimOneAsync("worker-7");
+        await h.Queue.FinishAsync(lease, Completed, Token);
+
+        var entries = await h.Database.StreamRangeAsync(h.Keys.Transitions);
+
+        Assert.Equal(
+            [("", "pending", "0", ""), ("pending", "running", "1", "worker-7"), ("running", "completed", "1", "worker-7")],
+            entries.Select(e => ((string)e["from"]!, (string)e["to"]!, (string)e["fence"]!, (string)e["worker"]!)));
+        Assert.All(entries, e => Assert.Equal(item.TaskId.ToString("D"), (string)e["task"]!));
+        Assert.All(entries, e => Assert.Equal(QueueHarness.Start.ToUnixTimeMilliseconds(), (long)e["at"]));
+    }
+
+    [Fact]
     public async Task Finish_RepeatedSameOutcome_AppliedOnceAndAnswersTrue()
     {
         await using var h = new QueueHarness(redis.Redis, o => o.DefaultUserConcurrency = 5);

@@ -13,6 +13,18 @@ public interface ITaskQueue
     /// <summary>Makes a pending task claimable (now, or at <see cref="QueueItem.RunAt"/>). Idempotent: a task already queued or running is left as it is.</summary>
     Task EnqueueAsync(QueueItem item, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Enqueues several tasks at once, each exactly as <see cref="EnqueueAsync"/> would (the reconciler,
+    /// bulk submits). Implementations may do it in one round trip; the default enqueues one by one.
+    /// </summary>
+    async Task EnqueueManyAsync(IReadOnlyList<QueueItem> items, CancellationToken cancellationToken)
+    {
+        foreach (var item in items)
+        {
+            await EnqueueAsync(item, cancellationToken);
+        }
+    }
+
     /// <summary>Claims up to <paramref name="max"/> tasks at once without blocking; each claim bumps the task's fence.</summary>
     Task<IReadOnlyList<Lease>> ClaimAsync(string workerId, int max, CancellationToken cancellationToken);
 
@@ -44,7 +56,10 @@ public interface ITaskQueue
 
     Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken);
 
-    /// <summary>Cancel requests for running tasks as they are made (the fast path; heartbeats are the sure one).</summary>
+    /// <summary>
+    /// Cancel requests for running tasks as they are made (the fast path; heartbeats are the sure one).
+    /// Returns once subscribed; <paramref name="onCancel"/> is called until <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
     Task SubscribeCancellationsAsync(Func<Guid, Task> onCancel, CancellationToken cancellationToken);
 
     Task RegisterWorkerAsync(WorkerInfo worker, CancellationToken cancellationToken);

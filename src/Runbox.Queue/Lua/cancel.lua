@@ -9,7 +9,7 @@ if not t[1] then
 end
 if t[1] == 'pending' then
   unqueue_pending(id, t[2], tonumber(t[3]), t[4])
-  finish_record(id, 'cancelled')
+  finish_record(id, 'cancelled', 'cancelled')
   record(id, 'pending', 'cancelled', t[5], t[6], 'cancel_requested', '')
   return 1
 end

@@ -9,6 +9,7 @@ promote_due(tonumber(ARGV[9]))
 
 local out = {}
 local claimed = 0
+local limits = {}
 while claimed < max do
   local user = redis.call('ZRANGE', K_ELIGIBLE, 0, 0)[1]
   if not user then break end
@@ -18,25 +19,25 @@ while claimed < max do
     -- Unreachable while the eligible invariant holds; dropping the user keeps the loop finite if not.
     redis.call('ZREM', K_ELIGIBLE, user)
   else
-    local running = redis.call('HINCRBY', K_URUN, user, 1)
+    local running = redis.call('HINCRBY', K_USERS, 'run:' .. user, 1)
+    limits[user] = limits[user] or limit_of(user)
     local head = redis.call('ZRANGE', rq, 0, 0, 'WITHSCORES')
-    if head[1] and running < limit_of(user) then
+    if head[1] and running < limits[user] then
       redis.call('ZADD', K_ELIGIBLE, head[2], user)
     else
       redis.call('ZREM', K_ELIGIBLE, user)
     end
 
     local key = task_key(id)
-    local t = redis.call('HMGET', key, 'prio', 'runMs')
-    redis.call('HINCRBY', K_READY_COUNT, t[1], -1)
-    redis.call('ZREM', K_READY_SINCE, id)
-    local fence = redis.call('HINCRBY', key, 'fence', 1)
-    local attempt = redis.call('HINCRBY', key, 'attempt', 1)
-    local deadline = NOW + tonumber(t[2])
+    local t = redis.call('HMGET', key, 'runMs', 'fence', 'attempt')
+    -- A new fence per attempt: writes of any earlier holder of this task are stale from here on.
+    local fence = tonumber(t[2]) + 1
+    local attempt = tonumber(t[3]) + 1
+    local deadline = NOW + tonumber(t[1])
     -- A lease never outlives the run deadline, so the reaper times out a hung run on schedule.
     local lease_until = math.min(NOW + lease_ms, deadline)
     redis.call('HSET', key, 'state', 'running', 'where', '', 'owner', worker, 'lease', lease_until,
-      'deadline', deadline, 'startedAt', NOW)
+      'deadline', deadline, 'startedAt', NOW, 'fence', fence, 'attempt', attempt)
     redis.call('ZADD', K_LEASES, lease_until, id)
     record(id, 'pending', 'running', fence, attempt, 'claimed', worker)
     out[#out + 1] = id

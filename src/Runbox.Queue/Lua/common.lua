@@ -10,18 +10,16 @@ local TRANSITIONS_CAP = ARGV[4]
 local RETENTION_MS = ARGV[5]
 
 local K_ELIGIBLE = KEYS[1]     -- ZSET user -> score of the user's head task; only users under their limit
-local K_URUN = KEYS[2]         -- HASH user -> running count, changed only where state leaves/enters running
-local K_ULIMIT = KEYS[3]       -- HASH user -> limit override
-local K_LEASES = KEYS[4]       -- ZSET task -> lease deadline (ms)
-local K_DELAYED = KEYS[5]      -- ZSET task -> run-at (ms)
-local K_DEAD = KEYS[6]         -- ZSET task -> dead-lettered at (ms)
-local K_SEQ = KEYS[7]          -- STRING FIFO sequence
-local K_MARKER = KEYS[8]       -- ZSET wake-up marker for BZPOPMIN
-local K_TRANSITIONS = KEYS[9]  -- STREAM of every transition, capped
-local K_READY_COUNT = KEYS[10] -- HASH priority -> ready tasks
-local K_READY_SINCE = KEYS[11] -- ZSET task -> ready since (ms), for the oldest pending age
-local K_COUNTERS = KEYS[12]    -- HASH of monotonic counters (deadTrimmed)
-local K_WORKERS = KEYS[13]     -- ZSET worker -> registration expiry (ms)
+local K_USERS = KEYS[2]        -- HASH run:<user> -> running count (changed only where a task enters or
+                               -- leaves running), limit:<user> -> limit override; one HMGET reads both
+local K_LEASES = KEYS[3]       -- ZSET task -> lease deadline (ms)
+local K_DELAYED = KEYS[4]      -- ZSET task -> run-at (ms)
+local K_DEAD = KEYS[5]         -- ZSET task -> dead-lettered at (ms)
+local K_SEQ = KEYS[6]          -- STRING FIFO sequence
+local K_MARKER = KEYS[7]       -- ZSET wake-up marker for BZPOPMIN
+local K_TRANSITIONS = KEYS[8]  -- STREAM of every transition, capped
+local K_COUNTERS = KEYS[9]     -- HASH of monotonic counters (deadTrimmed)
+local K_WORKERS = KEYS[10]     -- ZSET worker -> registration expiry (ms)
 
 local PRIORITY_SPAN = 4294967296
 
@@ -29,13 +27,13 @@ local function task_key(id) return P .. 't:' .. id end
 local function ready_key(user) return P .. 'rq:' .. user end
 
 local function limit_of(user)
-  local l = redis.call('HGET', K_ULIMIT, user)
-  if l then return tonumber(l) end
-  return DEFAULT_LIMIT
+  return tonumber(redis.call('HGET', K_USERS, 'limit:' .. user) or DEFAULT_LIMIT)
 end
 
-local function running_of(user)
-  return tonumber(redis.call('HGET', K_URUN, user) or '0')
+-- Running count and limit of a user in one call.
+local function room_of(user)
+  local u = redis.call('HMGET', K_USERS, 'run:' .. user, 'limit:' .. user)
+  return tonumber(u[1] or '0'), tonumber(u[2] or DEFAULT_LIMIT)
 end
 
 local function wake()
@@ -43,11 +41,15 @@ local function wake()
 end
 
 -- Puts the user in `eligible` (scored by their head task) iff they have ready work and room.
+-- Returns true when the user newly became eligible: only then is a wake-up due (while anyone is
+-- eligible, each claim passes the wake-up on, see claim.lua).
 local function refresh_eligible(user)
   local head = redis.call('ZRANGE', ready_key(user), 0, 0, 'WITHSCORES')
-  if head[1] and running_of(user) < limit_of(user) then
-    redis.call('ZADD', K_ELIGIBLE, head[2], user)
-    return true
+  if head[1] then
+    local running, limit = room_of(user)
+    if running < limit then
+      return redis.call('ZADD', K_ELIGIBLE, head[2], user) == 1
+    end
   end
   redis.call('ZREM', K_ELIGIBLE, user)
   return false
@@ -61,31 +63,27 @@ end
 
 -- A pending task becomes claimable: it joins its user's ready queue behind every task of the same
 -- priority (a fresh sequence number), and the user's eligible score drops to it when it is the
--- new best head (ZADD LT also adds a missing user).
+-- new best head (ZADD LT also adds a missing user). The caller sets state=pending, where=ready and
+-- readyAt=NOW. No counters are kept for the stats: the hot path stays lean and stats.lua counts.
 local function make_ready(id, user, prio)
   local seq = redis.call('INCR', K_SEQ)
   local score = (9 - prio) * PRIORITY_SPAN + seq
   redis.call('ZADD', ready_key(user), score, id)
-  redis.call('HSET', task_key(id), 'state', 'pending', 'where', 'ready')
-  redis.call('HINCRBY', K_READY_COUNT, prio, 1)
-  redis.call('ZADD', K_READY_SINCE, NOW, id)
-  if running_of(user) < limit_of(user) then
-    redis.call('ZADD', K_ELIGIBLE, 'LT', score, user)
+  local running, limit = room_of(user)
+  if running < limit and redis.call('ZADD', K_ELIGIBLE, 'LT', score, user) == 1 then
     wake()
   end
 end
 
+-- The caller sets state=pending, where=delayed.
 local function make_delayed(id, run_at)
   redis.call('ZADD', K_DELAYED, run_at, id)
-  redis.call('HSET', task_key(id), 'state', 'pending', 'where', 'delayed')
 end
 
 -- Takes a pending task out of whichever pending structure holds it.
 local function unqueue_pending(id, user, prio, where)
   if where == 'ready' then
     redis.call('ZREM', ready_key(user), id)
-    redis.call('HINCRBY', K_READY_COUNT, prio, -1)
-    redis.call('ZREM', K_READY_SINCE, id)
     refresh_eligible(user)
   else
     redis.call('ZREM', K_DELAYED, id)
@@ -99,38 +97,39 @@ local function promote_due(max)
     redis.call('ZREM', K_DELAYED, id)
     local t = redis.call('HMGET', task_key(id), 'user', 'prio', 'state')
     if t[3] == 'pending' then
+      redis.call('HSET', task_key(id), 'where', 'ready', 'readyAt', NOW)
       make_ready(id, t[1], tonumber(t[2]))
     end
   end
-  return #due
 end
 
 -- The only place a running task stops counting against its user: callers have just checked
--- state == running under the fence, so this runs exactly once per attempt.
+-- state == running under the fence, so this runs exactly once per attempt. A user with no ready
+-- task cannot be in `eligible` (claim drops them when their queue empties), so only a user with a
+-- head task needs a look.
 local function leave_running(id, user)
   redis.call('ZREM', K_LEASES, id)
-  if redis.call('HINCRBY', K_URUN, user, -1) <= 0 then
-    redis.call('HDEL', K_URUN, user)
+  local running = redis.call('HINCRBY', K_USERS, 'run:' .. user, -1)
+  if running <= 0 then
+    redis.call('HDEL', K_USERS, 'run:' .. user)
   end
-  if refresh_eligible(user) then
+  local head = redis.call('ZRANGE', ready_key(user), 0, 0, 'WITHSCORES')
+  if head[1] and running < limit_of(user) and redis.call('ZADD', K_ELIGIBLE, head[2], user) == 1 then
     wake()
   end
 end
 
--- A finished task's hash lingers for a while (late writers get a clean "stale" answer and
+-- A finished task's record lingers for a while (late writers get a clean "stale" answer and
 -- GetState still answers), then expires so memory stays bounded.
-local function finish_record(id, state)
-  redis.call('HSET', task_key(id), 'state', state, 'where', '', 'finishedAt', NOW)
-  redis.call('HDEL', task_key(id), 'owner', 'lease', 'cancel')
+local function finish_record(id, state, outcome)
+  redis.call('HSET', task_key(id), 'state', state, 'where', '', 'outcome', outcome, 'finishedAt', NOW)
   redis.call('PEXPIRE', task_key(id), RETENTION_MS)
 end
 
 -- Dead-letters a task and trims the set to `cap`, oldest first. Returns how many were trimmed; the
 -- count is also kept in a counter and the transitions stream, so trimming is never silent.
 local function dead_letter(id, state, cap)
-  finish_record(id, state)
-  redis.call('PERSIST', task_key(id))
-  redis.call('HSET', task_key(id), 'dead', '1')
+  redis.call('HSET', task_key(id), 'state', state, 'where', '', 'outcome', 'dead', 'finishedAt', NOW, 'dead', '1')
   redis.call('ZADD', K_DEAD, NOW, id)
   local over = redis.call('ZCARD', K_DEAD) - cap
   if over <= 0 then return 0 end
@@ -152,22 +151,28 @@ local function backoff_ms(attempt, base, cap, jitter, random)
   return math.floor(math.max(0, math.min(jittered, cap)))
 end
 
--- Writes a fresh pending task. The fence never goes down: a queue rebuilt from the store keeps
--- the highest fence either side has seen, so no old fence is ever handed out again.
-local function queue_fresh(a)
+-- Writes a fresh pending task over whatever record `old` ({state, fence, dead}) describes. The
+-- fence never goes down: a queue rebuilt from the store keeps the highest fence either side has
+-- seen, so no old fence is ever handed out again.
+local function queue_fresh(a, old)
   local key = task_key(a.id)
-  local old = redis.call('HMGET', key, 'fence', 'state')
-  local fence = math.max(tonumber(old[1] or '0'), a.fence)
-  redis.call('DEL', key)
-  redis.call('ZREM', K_DEAD, a.id)
+  local fence = math.max(tonumber(old[2] or '0'), a.fence)
+  if old[1] then
+    redis.call('DEL', key)
+    if old[3] == '1' then
+      redis.call('ZREM', K_DEAD, a.id)
+    end
+  end
+  local delayed = a.run_at > NOW
   redis.call('HSET', key, 'user', a.user, 'prio', a.prio, 'fence', fence, 'attempt', a.attempt,
-    'max', a.max, 'rinf', a.rinf, 'rto', a.rto, 'runMs', a.run_ms, 'stalls', 0, 'enqueuedAt', NOW)
-  if a.run_at and a.run_at > NOW then
+    'max', a.max, 'rinf', a.rinf, 'rto', a.rto, 'runMs', a.run_ms, 'stalls', 0, 'enqueuedAt', NOW,
+    'state', 'pending', 'where', delayed and 'delayed' or 'ready', 'readyAt', NOW)
+  if delayed then
     make_delayed(a.id, a.run_at)
   else
     make_ready(a.id, a.user, a.prio)
   end
-  record(a.id, old[2] or '', 'pending', fence, a.attempt, a.reason, '')
+  record(a.id, old[1] or '', 'pending', fence, a.attempt, a.reason, '')
 end
 
 local function fresh_args(first)
@@ -186,11 +191,13 @@ end
 local function apply_outcome(id, user, prio, fence, attempt, kind, status, run_at, dead_cap, reason, worker)
   local key = task_key(id)
   leave_running(id, user)
-  redis.call('HSET', key, 'outcome', kind)
   record(id, 'running', status, fence, attempt, reason, worker)
   if kind == 'retry' then
-    redis.call('HDEL', key, 'owner', 'lease', 'cancel')
-    if run_at > NOW then
+    redis.call('HDEL', key, 'cancel')
+    local delayed = run_at > NOW
+    redis.call('HSET', key, 'state', 'pending', 'where', delayed and 'delayed' or 'ready', 'outcome', kind,
+      'readyAt', NOW)
+    if delayed then
       make_delayed(id, run_at)
     else
       make_ready(id, user, prio)
@@ -201,6 +208,6 @@ local function apply_outcome(id, user, prio, fence, attempt, kind, status, run_a
   if kind == 'dead' then
     return dead_letter(id, status, dead_cap)
   end
-  finish_record(id, status)
+  finish_record(id, status, kind)
   return 0
 end

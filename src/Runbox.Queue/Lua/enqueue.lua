@@ -1,11 +1,14 @@
--- ARGV[6..15]: id, user, prio, fence, attempt, maxAttempts, retryOnInfrastructure, retryOnTimeout,
--- runMs, runAt ('' = now). Returns 1 when queued, 0 when the task was already pending or running
--- (a repeated enqueue, e.g. by the reconciler, leaves it as it is).
-local a = fresh_args(6)
-a.reason = 'enqueued'
-local state = redis.call('HGET', task_key(a.id), 'state')
-if state == 'pending' or state == 'running' then
-  return 0
+-- ARGV[6..]: one group of 10 per task: id, user, prio, fence, attempt, maxAttempts,
+-- retryOnInfrastructure, retryOnTimeout, runMs, runAt (0 = now). Returns how many were queued; a
+-- task already pending or running is left as it is (a repeated enqueue, e.g. by the reconciler).
+local queued = 0
+for first = 6, #ARGV, 10 do
+  local a = fresh_args(first)
+  a.reason = 'enqueued'
+  local old = redis.call('HMGET', task_key(a.id), 'state', 'fence', 'dead')
+  if old[1] ~= 'pending' and old[1] ~= 'running' then
+    queue_fresh(a, old)
+    queued = queued + 1
+  end
 end
-queue_fresh(a)
-return 1
+return queued

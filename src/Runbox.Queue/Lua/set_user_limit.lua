@@ -2,9 +2,9 @@
 -- joins or leaves `eligible` now (tasks already running are not stopped).
 local user = ARGV[6]
 if ARGV[7] == '' then
-  redis.call('HDEL', K_ULIMIT, user)
+  redis.call('HDEL', K_USERS, 'limit:' .. user)
 else
-  redis.call('HSET', K_ULIMIT, user, ARGV[7])
+  redis.call('HSET', K_USERS, 'limit:' .. user, ARGV[7])
 end
 if refresh_eligible(user) then
   wake()
