@@ -40,13 +40,16 @@ public sealed class RunboxProcess : IAsyncDisposable
     }
 
     public static Task<RunboxProcess> StartAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port = null, params string[] extraArgs) =>
-        StartAsync(role, dataDirectory, environment, port, networkNamespace: null, extraArgs);
+        StartCoreAsync(role, dataDirectory, environment, port, networkNamespace: null, extraArgs);
 
     /// <summary>
-    /// Starts the server; with <paramref name="networkNamespace"/> (a /run/netns path) it runs inside
-    /// that network namespace, where the host cannot reach its port, so readiness is read from its log.
+    /// Starts the server inside a network namespace (a /run/netns path), where the host cannot reach
+    /// its port, so readiness is read from its log.
     /// </summary>
-    public static async Task<RunboxProcess> StartAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port, string? networkNamespace, params string[] extraArgs)
+    public static Task<RunboxProcess> StartInNetworkAsync(string role, string dataDirectory, IDictionary<string, string> environment, string networkNamespace, params string[] extraArgs) =>
+        StartCoreAsync(role, dataDirectory, environment, null, networkNamespace, extraArgs);
+
+    private static async Task<RunboxProcess> StartCoreAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port, string? networkNamespace, string[] extraArgs)
     {
         port ??= FreePort();
         var start = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "nsenter")

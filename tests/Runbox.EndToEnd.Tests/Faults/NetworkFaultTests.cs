@@ -22,7 +22,7 @@ public sealed class NetworkFaultTests
         var onGuest = new Dictionary<string, string>(onHost) { ["Runbox__Redis"] = $"{net.HostAddress}:{redisPort},abortConnect=false,connectTimeout=2000" };
 
         await using var api = await RunboxProcess.StartAsync("api", TestEnvironment.NewDataDirectory(), onHost);
-        await using var remote = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(), onGuest, null, net.NamespacePath, "--slots", "1");
+        await using var remote = await RunboxProcess.StartInNetworkAsync("worker", TestEnvironment.NewDataDirectory(), onGuest, net.NamespacePath, "--slots", "1");
         using var client = new ApiClient(api.BaseAddress);
         var id = (string)(await client.SubmitAsync(new { language = "bash", source = "sleep 6; echo \"done by $HOSTNAME\"", limits = new { wall_time_ms = 30000 } }))["id"]!;
         var running = await client.WaitForStatusAsync(id, "running");
@@ -62,10 +62,10 @@ public sealed class NetworkFaultTests
         var onHost = await EnvironmentAsync(store, $"127.0.0.1:{redisPort}");
 
         await using var api = await RunboxProcess.StartAsync("api", TestEnvironment.NewDataDirectory(), onHost);
-        await using var workerA = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(),
-            new Dictionary<string, string>(onHost) { ["Runbox__Redis"] = $"{netA.HostAddress}:{redisPort}" }, null, netA.NamespacePath, "--slots", "3");
-        await using var workerB = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(),
-            new Dictionary<string, string>(onHost) { ["Runbox__Redis"] = $"{netB.HostAddress}:{redisPort}" }, null, netB.NamespacePath, "--slots", "3");
+        await using var workerA = await RunboxProcess.StartInNetworkAsync("worker", TestEnvironment.NewDataDirectory(),
+            new Dictionary<string, string>(onHost) { ["Runbox__Redis"] = $"{netA.HostAddress}:{redisPort}" }, netA.NamespacePath, "--slots", "3");
+        await using var workerB = await RunboxProcess.StartInNetworkAsync("worker", TestEnvironment.NewDataDirectory(),
+            new Dictionary<string, string>(onHost) { ["Runbox__Redis"] = $"{netB.HostAddress}:{redisPort}" }, netB.NamespacePath, "--slots", "3");
 
         var report = Path.Combine(TestEnvironment.NewDataDirectory(), "bench.json");
         var (code, output) = await FaultEnvironment.RunWithCodeAsync("dotnet",
