@@ -47,23 +47,10 @@ public static class QueueEndpoints
     }
 
     /// <summary>The caller's dead letters; an admin sees everyone's.</summary>
-    public static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> DeadLetters(HttpContext context, ITaskStore store)
+    public static Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> DeadLetters(HttpContext context, ITaskStore store)
     {
         var caller = ApiKeyMiddleware.Of(context);
-        var (query, problem) = PageQuery.Parse(context.Request.Query, allowStatus: false);
-        if (problem is not null)
-        {
-            return problem;
-        }
-        try
-        {
-            var page = await store.ListAsync(query! with { User = caller.Admin ? null : caller.User, DeadLettered = true }, context.RequestAborted);
-            return TypedResults.Ok(new PageView<TaskView>(page.Items.Select(TaskView.From).ToList(), page.NextCursor));
-        }
-        catch (ArgumentException exception)
-        {
-            return Problems.BadRequest("cursor", exception.Message);
-        }
+        return PageQuery.ListAsync(context, store, allowStatus: false, query => query with { User = caller.Admin ? null : caller.User, DeadLettered = true });
     }
 
     public static async Task<Results<Ok<TaskView>, ProblemHttpResult>> Requeue(HttpContext context, string id, TaskService service)

@@ -79,24 +79,9 @@ public static class TasksEndpoints
         return task is null ? Problems.NotFound($"No task {taskId}.") : TypedResults.Ok(TaskView.From(task));
     }
 
-    public static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> List(HttpContext context, ITaskStore store)
-    {
-        var caller = ApiKeyMiddleware.Of(context);
-        var (query, problem) = PageQuery.Parse(context.Request.Query, allowStatus: true);
-        if (problem is not null)
-        {
-            return problem;
-        }
-        try
-        {
-            var page = await store.ListAsync(query! with { User = caller.User }, context.RequestAborted);
-            return TypedResults.Ok(new PageView<TaskView>(page.Items.Select(TaskView.From).ToList(), page.NextCursor));
-        }
-        catch (ArgumentException exception)
-        {
-            return Problems.BadRequest("cursor", exception.Message);
-        }
-    }
+    /// <summary>The caller's own tasks, even for an admin: the listing is "my tasks".</summary>
+    public static Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> List(HttpContext context, ITaskStore store) =>
+        PageQuery.ListAsync(context, store, allowStatus: true, query => query with { User = ApiKeyMiddleware.Of(context).User });
 
     public static async Task<Results<Ok<TaskView>, ProblemHttpResult>> Cancel(HttpContext context, string id, TaskService service)
     {
@@ -220,5 +205,25 @@ internal static class PageQuery
         return errors.Count > 0
             ? (null, Problems.Validation(errors))
             : (new TaskQuery { Limit = limit, Status = status, Cursor = cursor.Length > 0 ? cursor : null }, null);
+    }
+
+    /// <summary>One page of tasks for a listing endpoint; <paramref name="scope"/> narrows the query to what the caller may see.</summary>
+    public static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> ListAsync(HttpContext context, ITaskStore store, bool allowStatus, Func<TaskQuery, TaskQuery> scope)
+    {
+        var (query, problem) = Parse(context.Request.Query, allowStatus);
+        if (problem is not null)
+        {
+            return problem;
+        }
+        try
+        {
+            var page = await store.ListAsync(scope(query!), context.RequestAborted);
+            return TypedResults.Ok(new PageView<TaskView>(page.Items.Select(TaskView.From).ToList(), page.NextCursor));
+        }
+        catch (ArgumentException exception)
+        {
+            // The store's word for a cursor it did not hand out.
+            return Problems.BadRequest("cursor", exception.Message);
+        }
     }
 }

@@ -95,6 +95,32 @@ public static class FaultEnvironment
         }
     }
 
+    /// <summary>A redis-server of the test's own on <paramref name="port"/>, killed when disposed.</summary>
+    public static async Task<OwnedProcess> StartRedisAsync(int port, string? aofDirectory = null, params string[] extraBinds)
+    {
+        var portText = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true };
+        foreach (var arg in new[] { "--port", portText, "--bind", string.Join(' ', extraBinds.Prepend("127.0.0.1")), "--protected-mode", "no", "--save", "", "--maxmemory-policy", "noeviction" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        // With a folder: AOF as in production (everysec), so a crash may lose the last second of writes.
+        foreach (var arg in aofDirectory is null ? ["--appendonly", "no"] : new[] { "--appendonly", "yes", "--appendfsync", "everysec", "--dir", aofDirectory })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await RunAsync("redis-cli", "-p", portText, "ping")).Trim() != "PONG")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "redis-server did not start");
+            await Task.Delay(100);
+        }
+        return new OwnedProcess(process);
+    }
+
     public static async Task<string> RunAsync(string file, params string[] args) => (await RunWithCodeAsync(file, args)).Output;
 
     public static async Task<(int Code, string Output)> RunWithCodeAsync(string file, params string[] args)

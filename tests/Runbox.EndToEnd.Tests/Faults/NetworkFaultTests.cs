@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using System.Text.RegularExpressions;
 
 namespace Runbox.EndToEnd.Tests.Faults;
@@ -16,7 +14,7 @@ public sealed class NetworkFaultTests
     {
         await using var net = await NetworkHost.CreateAsync();
         var redisPort = RunboxProcess.FreePort();
-        using var redis = await StartRedisAsync(redisPort, net.HostAddress);
+        using var redis = await FaultEnvironment.StartRedisAsync(redisPort, null, net.HostAddress);
         var store = $"sqlite:{Path.Combine(TestEnvironment.NewDataDirectory(), "runbox.db")}";
         var onHost = await EnvironmentAsync(store, $"127.0.0.1:{redisPort}");
         var onGuest = new Dictionary<string, string>(onHost) { ["Runbox__Redis"] = $"{net.HostAddress}:{redisPort},abortConnect=false,connectTimeout=2000" };
@@ -57,7 +55,7 @@ public sealed class NetworkFaultTests
         await using var netA = await NetworkHost.CreateAsync();
         await using var netB = await NetworkHost.CreateAsync();
         var redisPort = RunboxProcess.FreePort();
-        using var redis = await StartRedisAsync(redisPort, netA.HostAddress, netB.HostAddress);
+        using var redis = await FaultEnvironment.StartRedisAsync(redisPort, null, netA.HostAddress, netB.HostAddress);
         var store = $"sqlite:{Path.Combine(TestEnvironment.NewDataDirectory(), "runbox.db")}";
         var onHost = await EnvironmentAsync(store, $"127.0.0.1:{redisPort}");
 
@@ -87,24 +85,5 @@ public sealed class NetworkFaultTests
         var env = await FaultEnvironment.NewClusterAsync(redis);
         env["Runbox__Store"] = store;
         return env;
-    }
-
-    private static async Task<OwnedProcess> StartRedisAsync(int port, params string[] extraBinds)
-    {
-        var portText = port.ToString(CultureInfo.InvariantCulture);
-        var process = Process.Start(new ProcessStartInfo("redis-server")
-        {
-            ArgumentList = { "--port", portText, "--bind", string.Join(' ', extraBinds.Prepend("127.0.0.1")), "--protected-mode", "no", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction" },
-            RedirectStandardOutput = true,
-        })!;
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((await FaultEnvironment.RunAsync("redis-cli", "-p", portText, "ping")).Trim() != "PONG")
-        {
-            Assert.True(DateTime.UtcNow < deadline, "redis-server did not start");
-            await Task.Delay(100);
-        }
-        return new OwnedProcess(process);
     }
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Runbox.EndToEnd.Tests.Faults;
 
 /// <summary>Redis is the dispatch plane, not the record: restarting or even emptying it loses no accepted task.</summary>
@@ -16,7 +14,7 @@ public sealed class RedisFaultTests
     {
         var redisDir = TestEnvironment.NewDataDirectory();
         var port = RunboxProcess.FreePort();
-        var redis = await StartRedisAsync(redisDir, port);
+        var redis = await FaultEnvironment.StartRedisAsync(port, redisDir);
         try
         {
             var env = await FaultEnvironment.NewClusterAsync($"127.0.0.1:{port},abortConnect=false");
@@ -25,15 +23,15 @@ public sealed class RedisFaultTests
             var ids = await SubmitAsync(client);
             await client.WaitForStatusAsync(ids[0], "completed", TimeSpan.FromSeconds(60));
 
-            await KillRedisAsync(redis);
-            redis = await StartRedisAsync(redisDir, port);
+            redis.Dispose();
+            redis = await FaultEnvironment.StartRedisAsync(port, redisDir);
 
             await FaultEnvironment.AssertInvariantsAsync(client, ids);
             await AssertOutputsAsync(client, ids);
         }
         finally
         {
-            await KillRedisAsync(redis);
+            redis.Dispose();
         }
     }
 
@@ -75,34 +73,5 @@ public sealed class RedisFaultTests
         {
             Assert.Equal($"{i}\n", (string?)(await client.GetAsync(ids[i]))["result"]!["stdout"]);
         }
-    }
-
-    private static async Task<Process> StartRedisAsync(string dir, int port)
-    {
-        var portText = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var process = Process.Start(new ProcessStartInfo("redis-server")
-        {
-            ArgumentList = { "--port", portText, "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction" },
-            RedirectStandardOutput = true,
-        })!;
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while ((await FaultEnvironment.RunAsync("redis-cli", "-p", portText, "ping")).Trim() != "PONG")
-        {
-            Assert.True(DateTime.UtcNow < deadline, "redis-server did not start");
-            await Task.Delay(100);
-        }
-        return process;
-    }
-
-    private static async Task KillRedisAsync(Process redis)
-    {
-        if (!redis.HasExited)
-        {
-            redis.Kill();
-            await redis.WaitForExitAsync();
-        }
-        redis.Dispose();
     }
 }
