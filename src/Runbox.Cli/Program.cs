@@ -20,7 +20,7 @@ const string Usage = """
       runbox dlq [list | requeue ID]
       runbox languages
       runbox bench [--tasks 100] [--concurrency 16] [--mix hello|hello-mixed|sleep|cpu|mixed]
-                   [--priority 5|1-9] [--keys k1,k2] [--report FILE] [--baseline]
+                   [--priority 5|1-9] [--keys k1,k2*8] [--warmup N] [--report FILE] [--baseline]
     """;
 
 if (args.Length == 0 || args[0] is "-h" or "--help" or "help")

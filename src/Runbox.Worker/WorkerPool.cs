@@ -22,6 +22,8 @@ public sealed class WorkerPool : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<WorkerPool> _logger;
     private readonly ConcurrentDictionary<Guid, ActiveAttempt> _active = new();
+    // Neither is disposed: the host may dispose this service while a stopped start-up still unwinds
+    // the loops that use them, and neither holds anything the garbage collector does not free.
     private readonly SemaphoreSlim _slots;
     private readonly CancellationTokenSource _hardStop = new();
 
@@ -203,12 +205,6 @@ public sealed class WorkerPool : BackgroundService
         await _hardStop.CancelAsync();
     }
 
-    public override void Dispose()
-    {
-        _hardStop.Dispose();
-        _slots.Dispose();
-        base.Dispose();
-    }
 
     private static async Task IgnoreCancellation(Task task)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,10 +18,12 @@ namespace Runbox.Cli.Bench;
 /// </summary>
 public static class BaselineRunner
 {
-    public static async Task<double> RunAsync(IReadOnlyList<WorkloadKind> mix, int tasks, int concurrency, CancellationToken cancellationToken)
+    public static async Task<double> RunAsync(IReadOnlyList<WorkloadKind> mix, int tasks, int concurrency, int warmup, CancellationToken cancellationToken)
     {
         var state = Path.Combine(Path.GetTempPath(), "runbox-bench-baseline-" + Environment.ProcessId);
         var services = new ServiceCollection()
+            // The sandbox binds its options from configuration; the baseline runs on the defaults.
+            .AddSingleton<IConfiguration>(new ConfigurationBuilder().Build())
             .AddLogging(l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning))
             .AddRunboxSandbox(o => o.StateDirectory = state);
         await using var provider = services.BuildServiceProvider();
@@ -40,17 +43,10 @@ public static class BaselineRunner
             return result.Spec ?? throw new InvalidOperationException($"workload {kind.Name} is invalid here: {string.Join("; ", result.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}"))}");
         }).ToList();
 
-        Console.Error.WriteLine($"baseline: {tasks} runs through the sandbox alone at concurrency {concurrency}...");
-        var next = -1;
+        Console.Error.WriteLine($"baseline: {tasks} runs (after {warmup} warm-up runs) through the sandbox alone, {concurrency} at once...");
+        await RunManyAsync(sandbox, specs, warmup, concurrency, cancellationToken);
         var watch = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, Math.Min(concurrency, tasks)).Select(async _ =>
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < tasks)
-            {
-                await sandbox.RunAsync(specs[i % specs.Count], NullOutputSink.Instance, cancellationToken);
-            }
-        }));
+        await RunManyAsync(sandbox, specs, tasks, concurrency, cancellationToken);
         watch.Stop();
         try
         {
@@ -61,5 +57,18 @@ public static class BaselineRunner
             // Best effort: the sandbox cleans its own runs; only the prepared rootfs may remain.
         }
         return tasks / watch.Elapsed.TotalSeconds;
+    }
+
+    private static async Task RunManyAsync(ISandbox sandbox, List<Core.Tasks.TaskSpec> specs, int count, int concurrency, CancellationToken cancellationToken)
+    {
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(concurrency, count)).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                await sandbox.RunAsync(specs[i % specs.Count], NullOutputSink.Instance, cancellationToken);
+            }
+        }));
     }
 }

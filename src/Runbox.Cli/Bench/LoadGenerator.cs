@@ -17,44 +17,43 @@ public static class LoadGenerator
 
     public static async Task<int> RunAsync(string[] rest, CancellationToken cancellationToken)
     {
-        var args = CommandArgs.Parse(rest, ["baseline", "json"], ["tasks", "concurrency", "mix", "keys", "priority", "report", "server", "key"]);
+        var args = CommandArgs.Parse(rest, ["baseline", "json"], ["tasks", "concurrency", "mix", "keys", "priority", "report", "server", "key", "warmup"]);
         var tasks = args.IntOption("tasks", 1, 1_000_000) ?? 100;
         var concurrency = args.IntOption("concurrency", 1, 10_000) ?? 16;
+        // Not counted: lets the JIT and the connection pools settle, on both sides of a comparison.
+        var warmup = args.IntOption("warmup", 0, 100_000) ?? 0;
         var mixName = args.Option("mix") ?? "hello";
         var mix = Workloads.Mix(mixName);
         var priorities = ParsePriorities(args.Option("priority") ?? "5");
         var server = new Uri(args.Option("server") ?? Environment.GetEnvironmentVariable("RUNBOX_URL") ?? ClientCommands.DefaultServer);
-        var keys = (args.Option("keys") ?? args.Option("key") ?? Environment.GetEnvironmentVariable("RUNBOX_API_KEY") ?? "")
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var clients = (keys.Length == 0 ? new string?[] { null } : keys).Select(k => new RunboxClient(server, k)).ToArray();
+        var keys = ParseKeys(args.Option("keys") ?? args.Option("key") ?? Environment.GetEnvironmentVariable("RUNBOX_API_KEY") ?? "");
+        var clients = (keys.Count == 0 ? new string?[] { null } : keys.ToArray()).Select(k => new RunboxClient(server, k)).ToArray();
 
         double? baseline = null;
         if (args.Switch("baseline"))
         {
-            baseline = await BaselineRunner.RunAsync(mix, tasks, concurrency, cancellationToken);
+            // The runtime alone gets as many runs at once as the service has slots: the most the
+            // service can run at once, so the comparison is of what each does per slot.
+            var slots = (await clients[0].WorkersAsync(cancellationToken)).Sum(w => w.Slots);
+            baseline = await BaselineRunner.RunAsync(mix, tasks, Math.Max(1, slots), warmup, cancellationToken);
+        }
+        Task<TaskSample> Submit(int i) => RunOneAsync(clients[i % clients.Length], i % clients.Length, mix[i % mix.Count], priorities[i % priorities.Length], cancellationToken);
+        if (warmup > 0)
+        {
+            Console.Error.WriteLine($"warm-up: {warmup} tasks, not counted...");
+            await ForEachAsync(warmup, concurrency, Submit, cancellationToken);
         }
 
         var samples = new TaskSample[tasks];
         var done = 0;
         using var progress = new ProgressLine(tasks, () => Volatile.Read(ref done));
         using var sampler = new MetricsSampler(clients[0]);
-        var gate = new SemaphoreSlim(concurrency);
         var watch = Stopwatch.StartNew();
-        var work = Enumerable.Range(0, tasks).Select(async i =>
+        await ForEachAsync(tasks, concurrency, async i =>
         {
-            await gate.WaitAsync(cancellationToken);
-            try
-            {
-                var clientIndex = i % clients.Length;
-                samples[i] = await RunOneAsync(clients[clientIndex], clientIndex, mix[i % mix.Count], priorities[i % priorities.Length], cancellationToken);
-            }
-            finally
-            {
-                Interlocked.Increment(ref done);
-                gate.Release();
-            }
-        }).ToList();
-        await Task.WhenAll(work);
+            samples[i] = await Submit(i);
+            Interlocked.Increment(ref done);
+        }, cancellationToken);
         watch.Stop();
         progress.Dispose();
 
@@ -75,6 +74,24 @@ public static class LoadGenerator
             client.Dispose();
         }
         return report.Lost == 0 && report.Unexpected == 0 ? 0 : 1;
+    }
+
+    /// <summary>Runs <paramref name="body"/> for 0..count-1 with at most <paramref name="concurrency"/> in flight.</summary>
+    private static async Task ForEachAsync(int count, int concurrency, Func<int, Task> body, CancellationToken cancellationToken)
+    {
+        using var gate = new SemaphoreSlim(concurrency);
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                await body(i);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
     }
 
     private static async Task<TaskSample> RunOneAsync(RunboxClient client, int user, WorkloadKind kind, int priority, CancellationToken cancellationToken)
@@ -114,6 +131,26 @@ public static class LoadGenerator
     }
 
     private static bool IsSettled(string status) => status is "completed" or "failed" or "timeout" or "cancelled";
+
+    /// <summary>
+    /// <c>k1,k2</c> alternates users; <c>k1*8,k2,k3</c> gives k1 eight submissions for each of the
+    /// others' one (one user flooding). The result is the cycle of keys, one entry per submission.
+    /// </summary>
+    private static List<string> ParseKeys(string text)
+    {
+        var cycle = new List<string>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var star = part.LastIndexOf('*');
+            var weight = 1;
+            if (star > 0 && (!int.TryParse(part[(star + 1)..], out weight) || weight is < 1 or > 1000))
+            {
+                throw new UsageException($"--keys: '{part}' must be KEY or KEY*WEIGHT with a weight from 1 to 1000.");
+            }
+            cycle.AddRange(Enumerable.Repeat(star > 0 ? part[..star] : part, weight));
+        }
+        return cycle;
+    }
 
     private static int[] ParsePriorities(string text)
     {

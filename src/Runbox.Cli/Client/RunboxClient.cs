@@ -60,6 +60,9 @@ public sealed class RunboxClient : IDisposable
         return await response.Content.ReadAsStringAsync(cancellationToken);
     }
 
+    public Task<List<WorkerView>> WorkersAsync(CancellationToken cancellationToken) =>
+        SendAsync<List<WorkerView>>(new HttpRequestMessage(HttpMethod.Get, "/v1/workers"), cancellationToken);
+
     public Task<List<LanguageView>> LanguagesAsync(CancellationToken cancellationToken) =>
         SendAsync<List<LanguageView>>(new HttpRequestMessage(HttpMethod.Get, "/v1/languages"), cancellationToken);
 

@@ -150,7 +150,15 @@ public static class ServerHost
             role.ToString().ToLowerInvariant(), listenPort, localMode ? " (local mode: no API keys, 127.0.0.1 only)" : "",
             Describe(storeSetting), localRedis is null ? "external" : $"embedded (pid {localRedis.ProcessId})", dataDirectory);
 
-        await app.RunAsync(cancellationToken);
+        try
+        {
+            await app.RunAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGTERM or Ctrl-C while the host was still starting: a clean stop, not a crash.
+            Log.StoppedDuringStartup(log);
+        }
         await multiplexer.CloseAsync();
         return 0;
     }
