@@ -38,6 +38,7 @@ public sealed class TaskService(
     IOptions<ApiOptions> options)
 {
     private static readonly TimeSpan CancelSettle = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan EventsDownPollInterval = TimeSpan.FromMilliseconds(500);
 
     public sealed record SubmitResult(TaskRecord? Task, bool Created, IReadOnlyDictionary<string, string[]>? Errors);
 
@@ -159,7 +160,9 @@ public sealed class TaskService(
 
     /// <summary>
     /// Waits until the task is settled for good (completed, cancelled, or failed/timeout with no retry
-    /// pending) or the timeout passes; returns the task as it then is.
+    /// pending) or the timeout passes; returns the task as it then is. The live events only wake the
+    /// wait early: when they fail (Redis slow or away) it falls back to reading the store, so an
+    /// accepted submission never turns into an error.
     /// </summary>
     public async Task<TaskRecord?> WaitForSettledAsync(Guid id, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -180,12 +183,12 @@ public sealed class TaskService(
                 {
                     // Start following from the stream's end as it is now; earlier events are in the store.
                     first = false;
-                    var backlog = await events.ReadAsync(id, null, TimeSpan.Zero, deadline.Token);
-                    after = backlog.Count > 0 ? backlog[^1].Id : null;
+                    var backlog = await TryReadEventsAsync(id, null, TimeSpan.Zero, deadline.Token);
+                    after = backlog?.Count > 0 ? backlog[^1].Id : null;
                     continue;
                 }
-                var news = await events.ReadAsync(id, after, TimeSpan.FromSeconds(1), deadline.Token);
-                if (news.Count > 0)
+                var news = await TryReadEventsAsync(id, after, TimeSpan.FromSeconds(1), deadline.Token);
+                if (news?.Count > 0)
                 {
                     after = news[^1].Id;
                 }
@@ -194,6 +197,20 @@ public sealed class TaskService(
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return await store.GetAsync(id, cancellationToken);
+        }
+    }
+
+    private async Task<IReadOnlyList<TaskEvent>?> TryReadEventsAsync(Guid id, string? after, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await events.ReadAsync(id, after, wait, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // No events to wake us: poll the store at a modest pace instead.
+            await Task.Delay(EventsDownPollInterval, cancellationToken);
+            return null;
         }
     }
 

@@ -46,6 +46,12 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
 
     private static readonly TimeSpan MinCpuCheckInterval = TimeSpan.FromMilliseconds(10);
 
+    // Runtime invocations (create, start, delete) are short CPU bursts. Hundreds at once on a small
+    // machine left Redis and this process so little CPU that heartbeats timed out and leases expired
+    // (1,000 concurrent sleep tasks, 2 cores); a few at a time per core finish as fast overall and keep
+    // the host responsive. Programs already running are not limited by this, only their launches.
+    private readonly SemaphoreSlim _runtimeCalls = new(2 * Environment.ProcessorCount);
+
     public OciRuntime Runtime => runtime;
 
     /// <summary>
@@ -65,7 +71,9 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         var logFile = Path.Combine(spec.BundleDirectory, "runtime.log");
         var stop = new TaskCompletionSource<StopReason>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        using var create = runtime.StartCreate(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
+        await _runtimeCalls.WaitAsync(CancellationToken.None);
+        var createHeld = true;
+        using var create = StartCreateOrRelease(spec, pidFile, logFile);
         var stdout = new OutputPump(create.StandardOutput.BaseStream, OutputStream.Stdout, limits.OutputBytes, sink, () => stop.TrySetResult(StopReason.OutputLimit));
         var stderr = new OutputPump(create.StandardError.BaseStream, OutputStream.Stderr, limits.OutputBytes, sink, () => stop.TrySetResult(StopReason.OutputLimit));
         var stdinWriter = WriteStdinAsync(create.StandardInput.BaseStream, stdin);
@@ -77,6 +85,8 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         try
         {
             await create.WaitForExitAsync(CancellationToken.None);
+            _runtimeCalls.Release();
+            createHeld = false;
             if (create.ExitCode != 0)
             {
                 throw new SandboxException($"{runtime.Name} create failed with exit code {create.ExitCode}: {ReadLog(logFile)}");
@@ -86,9 +96,11 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
             exit = WaitForExitAsync(pid);
             onCreated?.Invoke();
 
+            // The wall clock starts once `start` may run, not while it queues for a turn.
+            await _runtimeCalls.WaitAsync(CancellationToken.None);
             var started = time.GetTimestamp();
             // Waiting starts while `start` is still tearing down: a short program may be done before it is.
-            starting = runtime.StartAsync(spec.ContainerId);
+            starting = ReleaseAfterAsync(runtime.StartAsync(spec.ContainerId));
             using var wallTimer = time.CreateTimer(_ => stop.TrySetResult(StopReason.WallTime), null, limits.WallTime, Timeout.InfiniteTimeSpan);
             using var cancellation = cancellationToken.Register(() => stop.TrySetResult(StopReason.Cancelled));
             using var watchdogStop = new CancellationTokenSource();
@@ -111,6 +123,10 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         }
         finally
         {
+            if (createHeld)
+            {
+                _runtimeCalls.Release();
+            }
             if (exit is { IsCompleted: false })
             {
                 await runtime.KillAsync(spec.ContainerId, "KILL", all: true);
@@ -120,7 +136,7 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
                 // Its failure, if any, was thrown above; delete must not race a start still in flight.
                 await starting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
-            await runtime.DeleteAsync(spec.ContainerId);
+            await CallRuntimeAsync(() => runtime.DeleteAsync(spec.ContainerId));
             if (exit is not null)
             {
                 await exit;
@@ -165,6 +181,39 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         }
         var code = Libc.ExitCode(status);
         return code is > 128 and <= 128 + 31 ? (code, Signals.Name(code - 128)) : (code, null);
+    }
+
+
+    private System.Diagnostics.Process StartCreateOrRelease(ContainerSpec spec, string pidFile, string logFile)
+    {
+        try
+        {
+            return runtime.StartCreate(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
+        }
+        catch
+        {
+            _runtimeCalls.Release();
+            throw;
+        }
+    }
+
+    private async Task CallRuntimeAsync(Func<Task> call)
+    {
+        await _runtimeCalls.WaitAsync(CancellationToken.None);
+        await ReleaseAfterAsync(call());
+    }
+
+    /// <summary>Gives back the turn taken for <paramref name="call"/> once it ends, however it ends.</summary>
+    private async Task ReleaseAfterAsync(Task call)
+    {
+        try
+        {
+            await call;
+        }
+        finally
+        {
+            _runtimeCalls.Release();
+        }
     }
 
     private async Task StopAsync(string containerId, StopReason reason, Task exit)

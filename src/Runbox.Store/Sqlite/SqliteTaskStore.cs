@@ -20,6 +20,12 @@ public sealed class SqliteTaskStore : SqlTaskStore
     private readonly string _connectionString;
     private readonly int _busyTimeoutMs;
 
+    // SQLite has one writer at a time, and Microsoft.Data.Sqlite waits for the lock synchronously
+    // (busy_timeout), holding a thread-pool thread. Under hundreds of concurrent requests those
+    // blocked threads starved the pool (Redis replies went unread until they timed out), so this
+    // process's writers queue here asynchronously; busy_timeout is left for other processes.
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
+
     public SqliteTaskStore(string path, StoreOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null)
         : base(options, timeProvider, (ILogger?)loggerFactory?.CreateLogger<SqliteTaskStore>() ?? NullLogger.Instance)
     {
@@ -63,19 +69,33 @@ public sealed class SqliteTaskStore : SqlTaskStore
     // an immediate SQLITE_BUSY that no timeout can wait out.
     private protected override async Task<T> RunAsync<T>(bool write, Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        for (var attempt = 1; ; attempt++)
+        if (write)
         {
-            try
+            await _writeGate.WaitAsync(cancellationToken);
+        }
+        try
+        {
+            for (var attempt = 1; ; attempt++)
             {
-                await using var connection = await OpenAsync(cancellationToken);
-                await using var transaction = connection.BeginTransaction(deferred: !write);
-                return await work(connection, transaction);
+                try
+                {
+                    await using var connection = await OpenAsync(cancellationToken);
+                    await using var transaction = connection.BeginTransaction(deferred: !write);
+                    return await work(connection, transaction);
+                }
+                catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
+                {
+                    // Nothing was committed (the transaction was rolled back on dispose), so the whole
+                    // unit of work can run again.
+                    Log.SqliteBusyRetry(Logger, attempt, exception);
+                }
             }
-            catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
+        }
+        finally
+        {
+            if (write)
             {
-                // Nothing was committed (the transaction was rolled back on dispose), so the whole
-                // unit of work can run again.
-                Log.SqliteBusyRetry(Logger, attempt, exception);
+                _writeGate.Release();
             }
         }
     }
