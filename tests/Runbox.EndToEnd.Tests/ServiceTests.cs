@@ -166,6 +166,22 @@ public sealed class ServiceTests(ServeFixture fixture)
         Assert.All(events.Select((e, i) => (e, i)).Where(x => x.e.Event == "output"), x => Assert.InRange(x.i, runningAt, completedAt));
     }
 
+    /// <summary>Regression: a watcher that connects after the run ended used to get the status and no output.</summary>
+    [Fact]
+    public async Task Events_AfterTheTaskSettled_ReplayTheFinalAttemptsOutput()
+    {
+        using var bob = fixture.Client(ServeFixture.BobKey);
+        var task = await bob.SubmitAsync(new { language = "bash", source = "echo one; echo two >&2" }, wait: true);
+        Assert.Equal("completed", (string?)task["status"]);
+
+        var events = await bob.ReadEventsAsync((string)task["id"]!, TimeSpan.FromSeconds(30));
+
+        Assert.Equal("completed", (string?)events[0].Data["status"]);
+        var output = events.Where(e => e.Event == "output").ToList();
+        Assert.Equal("one\n", string.Concat(output.Where(e => (string?)e.Data["stream"] == "stdout").Select(e => (string?)e.Data["data"])));
+        Assert.Equal("two\n", string.Concat(output.Where(e => (string?)e.Data["stream"] == "stderr").Select(e => (string?)e.Data["data"])));
+    }
+
     [Fact]
     public async Task Timeout_RetriesWithBackoffThenDeadLettersThenRequeues()
     {

@@ -52,7 +52,9 @@ public static class EventsEndpoints
         var after = backlog.Count > 0 ? backlog[^1].Id : null;
         task = await store.GetAsync(taskId, token) ?? task;
         await WriteAsync(context, "status", null, new StatusEventView(task.Status.ToWire(), task.Attempt), options, token);
-        if (task.Status == TaskStatus.Running)
+        // The attempt's output so far (or all of it, for an attempt that already ended), while the
+        // bounded stream still holds it; the stored result is the complete record.
+        if (task.Status != TaskStatus.Pending)
         {
             foreach (var chunk in backlog.Where(e => e.Kind == "output" && e.Attempt == task.Attempt))
             {

@@ -148,6 +148,7 @@ public static class ClientCommands
         using var progress = new Progress();
         var stdout = Console.OpenStandardOutput();
         var stderr = Console.OpenStandardError();
+        var streamed = false;
         await foreach (var (name, data) in client.EventsAsync(id, cancellationToken))
         {
             if (name == "status")
@@ -158,6 +159,7 @@ public static class ClientCommands
             {
                 // Once the program speaks, its output owns the terminal.
                 progress.Silence();
+                streamed = true;
                 var text = System.Text.Encoding.UTF8.GetBytes(data.GetProperty("data").GetString() ?? "");
                 var target = data.GetProperty("stream").GetString() == "stderr" ? stderr : stdout;
                 await target.WriteAsync(text, cancellationToken);
@@ -172,6 +174,12 @@ public static class ClientCommands
         {
             await Console.Error.WriteLineAsync($"task {task.Id}: {task.Status}");
             return task.Status == "cancelled" ? 130 : 1;
+        }
+        if (!streamed)
+        {
+            // The live events had expired (or the run ended before we connected): the stored result has it all.
+            await Console.Out.WriteAsync(result.Stdout);
+            await Console.Error.WriteAsync(result.Stderr);
         }
         if (result.Compile is { Succeeded: false } compile)
         {
