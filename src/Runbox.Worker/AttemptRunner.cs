@@ -187,14 +187,9 @@ internal sealed class AttemptRunner(
             // should have closed it never happened. Our fence is newer, so close it as a lost attempt
             // and put the task straight back; the next claim starts it cleanly.
             var recover = await store.TransitionAsync(
-            [
-                new TransitionRequest(lease.TaskId, TaskStatus.Running, TaskStatus.Failed, "previous attempt lost its worker")
-                {
-                    Fence = lease.Fence,
-                    Result = ExecutionResult.InternalError("the worker running this attempt was lost"),
-                },
-                new TransitionRequest(lease.TaskId, TaskStatus.Failed, TaskStatus.Pending, "requeued after a lost attempt") { Fence = lease.Fence, NextAttemptAt = time.GetUtcNow() },
-            ], cancellationToken);
+                AttemptDecision.RequeueLost(time.GetUtcNow()).ToTransitions(lease.TaskId, lease.Fence, null, "previous attempt lost its worker",
+                    ExecutionResult.InternalError("the worker running this attempt was lost"), "requeued after a lost attempt"),
+                cancellationToken);
             if (recover.Succeeded)
             {
                 await queue.FinishAsync(lease, new AttemptOutcome(OutcomeKind.Retry, TaskStatus.Failed) { RetryAt = time.GetUtcNow() }, cancellationToken);

@@ -63,24 +63,7 @@ public sealed class Reaper(
                 ? new ExecutionResult { Verdict = Verdict.Cancelled, Error = "cancelled while its worker was unreachable" }
                 : ExecutionResult.InternalError(outcome.Error ?? "the worker running this attempt stopped renewing its lease");
 
-        var steps = new List<TransitionRequest>
-        {
-            new(reaped.TaskId, TaskStatus.Running, outcome.Status, "lease expired")
-            {
-                Fence = reaped.NewFence,
-                Result = result,
-                DeadLettered = outcome.Kind == OutcomeKind.DeadLetter ? true : null,
-            },
-        };
-        if (outcome.Kind == OutcomeKind.Retry)
-        {
-            steps.Add(new TransitionRequest(reaped.TaskId, outcome.Status, TaskStatus.Pending, "retry after lost lease")
-            {
-                Fence = reaped.NewFence,
-                NextAttemptAt = outcome.RetryAt,
-            });
-        }
-
+        var steps = AttemptDecision.FromQueue(outcome).ToTransitions(reaped.TaskId, reaped.NewFence, null, "lease expired", result, "retry after lost lease");
         var write = await store.TransitionAsync(steps, cancellationToken);
         if (write.Succeeded)
         {

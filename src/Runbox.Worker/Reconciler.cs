@@ -65,14 +65,9 @@ public sealed class Reconciler(
             // and the queue will hand out fences above this one.
             var fence = task.Fence + 1;
             var write = await store.TransitionAsync(
-            [
-                new TransitionRequest(task.Id, TaskStatus.Running, TaskStatus.Failed, "the queue lost this attempt")
-                {
-                    Fence = fence,
-                    Result = ExecutionResult.InternalError("the dispatch queue lost the running attempt"),
-                },
-                new TransitionRequest(task.Id, TaskStatus.Failed, TaskStatus.Pending, "requeued by the reconciler") { Fence = fence, NextAttemptAt = time.GetUtcNow() },
-            ], cancellationToken);
+                AttemptDecision.RequeueLost(time.GetUtcNow()).ToTransitions(task.Id, fence, null, "the queue lost this attempt",
+                    ExecutionResult.InternalError("the dispatch queue lost the running attempt"), "requeued by the reconciler"),
+                cancellationToken);
             if (write.Succeeded)
             {
                 Log.RecoveredRunning(logger, task.Id);

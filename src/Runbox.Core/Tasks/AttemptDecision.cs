@@ -25,6 +25,25 @@ public sealed record AttemptDecision(TaskStatus Status, FailureKind? Failure, Da
     public static AttemptDecision ForLostAttempt(TaskStatus status, FailureKind failure, TaskRecord task, int attempt, DateTimeOffset now, double random) =>
         Decide(status, failure, task, attempt, now, random);
 
+    /// <summary>
+    /// An attempt that the infrastructure lost (its worker died between two writes, or the queue lost
+    /// it): recorded as failed and put straight back, outside the retry budget, because the program
+    /// never got a fair run.
+    /// </summary>
+    public static AttemptDecision RequeueLost(DateTimeOffset now) => new(TaskStatus.Failed, FailureKind.Infrastructure, now, false);
+
+    /// <summary>The decision the queue's reaper already made for an expired lease.</summary>
+    public static AttemptDecision FromQueue(AttemptOutcome outcome) => new(
+        outcome.Status,
+        outcome.Status switch
+        {
+            TaskStatus.Timeout => FailureKind.Timeout,
+            TaskStatus.Failed => FailureKind.Infrastructure,
+            _ => null,
+        },
+        outcome.Kind == OutcomeKind.Retry ? outcome.RetryAt : null,
+        outcome.Kind == OutcomeKind.DeadLetter);
+
     public static TaskStatus StatusOf(ExecutionResult result) => result.Verdict switch
     {
         Verdict.Ok => TaskStatus.Completed,
@@ -51,7 +70,7 @@ public sealed record AttemptDecision(TaskStatus Status, FailureKind? Failure, Da
     }
 
     /// <summary>The store steps that record this decision: running → status [→ pending].</summary>
-    public IReadOnlyList<TransitionRequest> ToTransitions(Guid taskId, long fence, string? workerId, string reason, ExecutionResult? result)
+    public IReadOnlyList<TransitionRequest> ToTransitions(Guid taskId, long fence, string? workerId, string reason, ExecutionResult? result, string? retryReason = null)
     {
         var finish = new TransitionRequest(taskId, TaskStatus.Running, Status, reason)
         {
@@ -64,7 +83,7 @@ public sealed record AttemptDecision(TaskStatus Status, FailureKind? Failure, Da
         {
             return [finish];
         }
-        var retry = new TransitionRequest(taskId, Status, TaskStatus.Pending, $"retry scheduled after {Failure?.ToWire() ?? "failure"}")
+        var retry = new TransitionRequest(taskId, Status, TaskStatus.Pending, retryReason ?? $"retry scheduled after {Failure?.ToWire() ?? "failure"}")
         {
             Fence = fence,
             WorkerId = workerId,
