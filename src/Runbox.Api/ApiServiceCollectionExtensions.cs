@@ -26,16 +26,26 @@ public static class ApiServiceCollectionExtensions
             .ValidateOnStart();
         services.AddOptions<UsersOptions>().Bind(configuration.GetSection(UsersOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(LimitPolicy.Default);
-        services.TryAddSingleton<RunboxMetrics>();
-        services.TryAddSingleton(TimeProvider.System);
+        services.AddRunboxHealth();
         services.AddSingleton<TaskService>();
-        services.AddSingleton<IReadinessCheck, StoreReadinessCheck>();
-        services.AddSingleton<IReadinessCheck, QueueReadinessCheck>();
         services.AddHostedService<UserLimitsPublisher>();
 
         services.ConfigureHttpJsonOptions(o => Configure(o.SerializerOptions));
         services.AddProblemDetails();
         services.AddOpenApi();
+        return services;
+    }
+
+    /// <summary>
+    /// What <see cref="HealthEndpoints"/> needs: the metrics and the readiness checks of the store and
+    /// Redis. Every role answers health and metrics, the worker without the rest of the API.
+    /// </summary>
+    public static IServiceCollection AddRunboxHealth(this IServiceCollection services)
+    {
+        services.TryAddSingleton<RunboxMetrics>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IReadinessCheck, StoreReadinessCheck>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IReadinessCheck, QueueReadinessCheck>());
         return services;
     }
 

@@ -113,9 +113,7 @@ public static class ServerHost
         else
         {
             // A worker answers health and metrics only.
-            services.AddSingleton<Core.Metrics.RunboxMetrics>();
-            services.AddSingleton<IReadinessCheck, StoreReadinessCheck>();
-            services.AddSingleton<IReadinessCheck, QueueReadinessCheck>();
+            services.AddRunboxHealth();
         }
 
         var localMode = !config.GetSection($"{AuthOptions.Section}:Keys").GetChildren().Any();
