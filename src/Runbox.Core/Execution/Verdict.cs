@@ -28,15 +28,6 @@ public static class VerdictNames
         _ => throw new ArgumentOutOfRangeException(nameof(verdict), verdict, null),
     };
 
-    public static Verdict Parse(string text)
-    {
-        foreach (var verdict in Enum.GetValues<Verdict>())
-        {
-            if (verdict.ToWire() == text)
-            {
-                return verdict;
-            }
-        }
-        throw new FormatException($"Unknown verdict '{text}'.");
-    }
+    public static Verdict Parse(string text) =>
+        WireNames.TryParse(text, ToWire, out Verdict verdict) ? verdict : throw new FormatException($"Unknown verdict '{text}'.");
 }

@@ -26,19 +26,7 @@ public static class FailureKindNames
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    public static bool TryParse(string? text, out FailureKind kind)
-    {
-        foreach (var candidate in Enum.GetValues<FailureKind>())
-        {
-            if (candidate.ToWire() == text)
-            {
-                kind = candidate;
-                return true;
-            }
-        }
-        kind = default;
-        return false;
-    }
+    public static bool TryParse(string? text, out FailureKind kind) => WireNames.TryParse(text, ToWire, out kind);
 
     /// <summary>The failure kind of a verdict, or null when the verdict is not a failure.</summary>
     public static FailureKind? FromVerdict(Verdict verdict) => verdict switch

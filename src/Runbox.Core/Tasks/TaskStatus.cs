@@ -24,19 +24,7 @@ public static class TaskStatusNames
         _ => throw new ArgumentOutOfRangeException(nameof(status), status, null),
     };
 
-    public static bool TryParse(string? text, out TaskStatus status)
-    {
-        foreach (var candidate in Enum.GetValues<TaskStatus>())
-        {
-            if (string.Equals(candidate.ToWire(), text, StringComparison.Ordinal))
-            {
-                status = candidate;
-                return true;
-            }
-        }
-        status = default;
-        return false;
-    }
+    public static bool TryParse(string? text, out TaskStatus status) => WireNames.TryParse(text, ToWire, out status);
 
     public static TaskStatus Parse(string text) =>
         TryParse(text, out var status) ? status : throw new FormatException($"Unknown task status '{text}'.");
