@@ -19,8 +19,7 @@ namespace Runbox.Sandbox;
 /// Runs tasks in containers through the OCI runtime CLI (crun, or runc as a drop-in). Starts once
 /// (<see cref="InitializeAsync"/>, also done by the first run): removes leftovers of a crashed process,
 /// prepares the rootfs, picks the runtime and precompiles the seccomp filter, and detects languages.
-/// Must run as root. Starting makes the hosting process a child subreaper (PR_SET_CHILD_SUBREAPER), so
-/// it adopts each container's init and can wait for its true exit status.
+/// Must run as root.
 /// </summary>
 public sealed class OciSandbox : ISandbox, IAsyncDisposable
 {
@@ -183,9 +182,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         return new ExecutionResult
         {
             Verdict = verdict,
-            // A failed fork explains many failures that the exit code alone does not.
-            Error = verdict != Verdict.Ok && result.Stats.PidsLimitHits > 0
-                ? $"the process limit ({limitsOfRun.Processes}) refused {result.Stats.PidsLimitHits} forks"
+            // A failed fork explains many failures that the exit code alone does not. (The cgroup's limit
+            // counts tini too, hence the +1.)
+            Error = verdict != Verdict.Ok && result.Stats.ProcessesPeak >= limitsOfRun.Processes + 1
+                ? $"the program reached its process limit ({limitsOfRun.Processes}); forks past it failed"
                 : null,
             ExitCode = result.ExitCode,
             Signal = result.Signal,
@@ -217,7 +217,6 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     private async Task<Started> StartAsync()
     {
-        Libc.BecomeChildSubreaper();
         Directory.CreateDirectory(_stateDirectory);
         FileStream stateLock;
         try
@@ -233,7 +232,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         {
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
             ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
-            var cgroups = CgroupReader.Detect();
+            var cgroups = Cgroupfs.Detect();
             var runsDirectory = Path.Combine(_stateDirectory, "runs");
             var candidates = ResolveRuntimes();
             await new LeftoverCleaner(ContainerPrefix, cgroups, _logger).CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, _logger)), runsDirectory);
@@ -258,7 +257,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
     /// </summary>
     private async Task<ContainerRunner> SelectRuntimeAsync(
-        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, CgroupReader cgroups, string runsDirectory)
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, string runsDirectory)
     {
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
@@ -296,7 +295,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>
-    private async Task<byte[]?> ProbeAsync(OciRuntime runtime, OciBundleBuilder builder, CgroupReader cgroups, string runsDirectory)
+    private async Task<byte[]?> ProbeAsync(OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, string runsDirectory)
     {
         byte[]? compiled = null;
         var runner = new ContainerRunner(runtime, builder, cgroups, _time, _options);
@@ -304,7 +303,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         {
             if (runtime.TakesPrecompiledSeccomp)
             {
-                // crun keeps the filter it compiled in its state folder (/run/crun as root) for `crun exec`.
+                // crun keeps the filter it compiled in its state folder (/run/crun as root) for `crun exec`
+                // while the container lives; the probe waits for its stdin, written after this.
                 var file = Path.Combine("/run/crun", containerId, "seccomp.bpf");
                 compiled = File.Exists(file) ? File.ReadAllBytes(file) : null;
             }
@@ -312,17 +312,18 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         return compiled;
     }
 
-    private async Task ProbeAsync(ContainerRunner runner, string runsDirectory, Action<string>? onCreated = null)
+    private async Task ProbeAsync(ContainerRunner runner, string runsDirectory, Action<string>? onStarted = null)
     {
         var probeId = ContainerPrefix + "probe-" + RandomNumberGenerator.GetHexString(8, lowercase: true);
         using var run = RunDirectory.Create(runsDirectory, probeId, _options.SandboxUid, 1 << 20);
         var outcome = await runner.RunAsync(
-            Container(run, probeId, "probe", ["/usr/bin/grep", "-qE", "^Seccomp:[[:space:]]+2$", "/proc/self/status"], 64L << 20, 8, 1 << 20, TimeSpan.FromSeconds(5)),
+            // Checks that seccomp filters it, then lives until its (empty) stdin closes.
+            Container(run, probeId, "probe", ["/bin/sh", "-c", "grep -qE '^Seccomp:[[:space:]]+2$' /proc/self/status && cat >/dev/null"], 64L << 20, 8, 1 << 20, TimeSpan.FromSeconds(5)),
             ReadOnlyMemory<byte>.Empty,
             new WatchLimits(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10), 4096),
             NullOutputSink.Instance,
             CancellationToken.None,
-            onCreated is null ? null : () => onCreated(probeId));
+            onStarted is null ? null : () => onStarted(probeId));
         if (outcome.ExitCode != 0)
         {
             throw new SandboxException($"test container exited with {outcome.ExitCode} (seccomp not active?): {Encoding.UTF8.GetString(outcome.Stderr.Span)}");

@@ -44,12 +44,15 @@ public class VerdictRulesTests
         Assert.Equal(Verdict.Cancelled, VerdictRules.Decide(StopReason.Cancelled, 1, TimeSpan.Zero, CpuLimit, 137, "SIGKILL"));
 
     [Theory]
-    [InlineData(0 << 8, 0, null)]
-    [InlineData(3 << 8, 3, null)]
-    [InlineData(139 << 8, 139, "SIGSEGV")]
-    [InlineData(143 << 8, 143, "SIGTERM")]
-    [InlineData(9, 137, "SIGKILL")]
-    [InlineData(200 << 8, 200, null)]
-    public void DescribeStatus_WaitStatus_GivesExitCodeAndSignal(int status, int exitCode, string? signal) =>
-        Assert.Equal((exitCode, signal), ContainerRunner.DescribeStatus(status));
+    [InlineData(0, null)]
+    [InlineData(3, null)]
+    [InlineData(128, null)]
+    [InlineData(137, "SIGKILL")]
+    [InlineData(139, "SIGSEGV")]
+    [InlineData(143, "SIGTERM")]
+    [InlineData(159, "SIGSYS")]
+    [InlineData(160, null)]
+    [InlineData(200, null)]
+    public void DescribeExit_RuntimeExitCode_GivesExitCodeAndSignal(int exitCode, string? signal) =>
+        Assert.Equal((exitCode, signal), ContainerRunner.DescribeExit(exitCode));
 }

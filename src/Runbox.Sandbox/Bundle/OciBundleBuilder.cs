@@ -20,7 +20,10 @@ internal sealed record ContainerSpec
     /// <summary>The CPU-time limit; the service's watchdog enforces it, RLIMIT_CPU is the backstop.</summary>
     public required TimeSpan CpuTime { get; init; }
 
-    /// <summary>Where the runtime creates the container's cgroup, e.g. <c>/runbox/rbx-…</c>.</summary>
+    /// <summary>
+    /// The run's cgroup, e.g. <c>/runbox/rbx-…</c>: the service creates it with the memory, process and
+    /// CPU limits, and the runtime creates the container's own cgroup beneath it (<see cref="OciBundleBuilder.ContainerCgroup"/>).
+    /// </summary>
     public required string CgroupPath { get; init; }
 }
 
@@ -32,9 +35,11 @@ internal sealed record ContainerSpec
 internal sealed class OciBundleBuilder
 {
     public const string CgroupParent = "/runbox";
+
+    /// <summary>Name of the container's cgroup inside the run's cgroup.</summary>
+    public const string ContainerCgroup = "ctr";
     public const string SeccompBpfAnnotation = "run.oci.seccomp_bpf_data";
 
-    private const long CpuPeriodMicroseconds = 100_000;
     private const long ShmBytes = 16L << 20;
 
     private static readonly string[] MaskedPaths =
@@ -50,7 +55,6 @@ internal sealed class OciBundleBuilder
     private readonly SandboxRootfs _rootfs;
     private readonly int _uid;
     private readonly int _openFiles;
-    private readonly long _cpuQuotaMicroseconds;
     private readonly string? _seccompBpfBase64;
 
     /// <summary>
@@ -62,7 +66,6 @@ internal sealed class OciBundleBuilder
         _rootfs = rootfs;
         _uid = options.SandboxUid;
         _openFiles = options.OpenFiles;
-        _cpuQuotaMicroseconds = (long)(options.Cpus * CpuPeriodMicroseconds);
         _seccompBpfBase64 = seccompBpf is null ? null : Convert.ToBase64String(seccompBpf);
     }
 
@@ -173,6 +176,8 @@ internal sealed class OciBundleBuilder
             json.WriteEndObject();
         }
         json.WriteEndArray();
+        // Memory, process and CPU limits are on the run's cgroup above this one (Cgroups/Cgroupfs.cs), where
+        // the counters survive the container; only the device allowlist is the container's own.
         json.WriteStartObject("resources");
         json.WriteStartArray("devices");
         json.WriteStartObject();
@@ -180,20 +185,8 @@ internal sealed class OciBundleBuilder
         json.WriteString("access", "rwm");
         json.WriteEndObject();
         json.WriteEndArray();
-        json.WriteStartObject("memory");
-        json.WriteNumber("limit", spec.MemoryBytes);
-        // memory+swap equal to memory: no swapping past the limit.
-        json.WriteNumber("swap", spec.MemoryBytes);
         json.WriteEndObject();
-        json.WriteStartObject("pids");
-        json.WriteNumber("limit", spec.Processes);
-        json.WriteEndObject();
-        json.WriteStartObject("cpu");
-        json.WriteNumber("quota", _cpuQuotaMicroseconds);
-        json.WriteNumber("period", CpuPeriodMicroseconds);
-        json.WriteEndObject();
-        json.WriteEndObject();
-        json.WriteString("cgroupsPath", spec.CgroupPath);
+        json.WriteString("cgroupsPath", spec.CgroupPath + "/" + ContainerCgroup);
         WriteStrings(json, "maskedPaths", MaskedPaths);
         WriteStrings(json, "readonlyPaths", ReadonlyPaths);
         if (_seccompBpfBase64 is null)

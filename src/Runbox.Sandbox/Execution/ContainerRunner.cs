@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using Runbox.Core.Seams;
 using Runbox.Sandbox.Bundle;
 using Runbox.Sandbox.Cgroups;
@@ -35,28 +33,32 @@ internal sealed record ContainerOutcome
 }
 
 /// <summary>
-/// One container's whole life: bundle → create (with our pipes) → start → watch → stop (TERM, grace,
-/// KILL of every process) → exit status → cgroup counters → delete. The container is deleted on every
-/// path out of <see cref="RunAsync"/>, exceptions included.
+/// One container's whole life: the run's cgroup with its limits → bundle → <c>run</c> (with our pipes) →
+/// watch → stop (TERM, grace, KILL of every process) → exit code → the run cgroup's counters → the run
+/// cgroup removed. The runtime removes the container and its own cgroup when <c>run</c> ends; this class
+/// makes sure it ends on every path out of <see cref="RunAsync"/>, exceptions included.
 /// </summary>
-internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundles, CgroupReader cgroups, TimeProvider time, SandboxOptions options)
+internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundles, Cgroupfs cgroupfs, TimeProvider time, SandboxOptions options)
 {
     /// <summary>After init's death the kernel kills the rest of the pid namespace, so the pipes close at once.</summary>
     private static readonly TimeSpan PipeDrainTimeout = TimeSpan.FromSeconds(5);
 
     private static readonly TimeSpan MinCpuCheckInterval = TimeSpan.FromMilliseconds(10);
 
-    // Runtime invocations (create, start, delete) are short CPU bursts. Hundreds at once on a small
-    // machine left Redis and this process so little CPU that heartbeats timed out and leases expired
-    // (1,000 concurrent sleep tasks, 2 cores); a few at a time per core finish as fast overall and keep
-    // the host responsive. Programs already running are not limited by this, only their launches.
-    private readonly SemaphoreSlim _runtimeCalls = new(2 * Environment.ProcessorCount);
+    /// <summary>How often a launch looks for the pid file that says the container is up.</summary>
+    private static readonly TimeSpan StartPollInterval = TimeSpan.FromMilliseconds(1);
+
+    // Setting up a container is a short CPU burst in the runtime. Hundreds at once on a small machine left
+    // Redis and this process so little CPU that heartbeats timed out and leases expired (1,000 concurrent
+    // sleep tasks, 2 cores); a few at a time per core finish as fast overall and keep the host responsive.
+    // A launch holds its turn until the program has started; programs already running are not limited.
+    private readonly SemaphoreSlim _launches = new(2 * Environment.ProcessorCount);
 
     public OciRuntime Runtime => runtime;
 
     /// <summary>
-    /// Runs the container to its end. <paramref name="onCreated"/> is called between create and start
-    /// (the runtime probe reads crun's compiled seccomp filter there).
+    /// Runs the container to its end. <paramref name="onStarted"/> is called once the container is up,
+    /// before its stdin is written (the runtime probe reads crun's compiled seccomp filter there).
     /// </summary>
     public async Task<ContainerOutcome> RunAsync(
         ContainerSpec spec,
@@ -64,96 +66,85 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         WatchLimits limits,
         IOutputSink sink,
         CancellationToken cancellationToken,
-        Action? onCreated = null)
+        Action? onStarted = null)
     {
         bundles.Write(spec);
         var pidFile = Path.Combine(spec.BundleDirectory, "pid");
         var logFile = Path.Combine(spec.BundleDirectory, "runtime.log");
         var stop = new TaskCompletionSource<StopReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, spec.Processes, options.Cpus));
 
-        await _runtimeCalls.WaitAsync(CancellationToken.None);
-        var createHeld = true;
-        using var create = StartCreateOrRelease(spec, pidFile, logFile);
-        var stdout = new OutputPump(create.StandardOutput.BaseStream, OutputStream.Stdout, limits.OutputBytes, sink, () => stop.TrySetResult(StopReason.OutputLimit));
-        var stderr = new OutputPump(create.StandardError.BaseStream, OutputStream.Stderr, limits.OutputBytes, sink, () => stop.TrySetResult(StopReason.OutputLimit));
-        var stdinWriter = WriteStdinAsync(create.StandardInput.BaseStream, stdin);
-        Task<int?>? exit = null;
-        Task? starting = null;
+        await _launches.WaitAsync(CancellationToken.None);
+        var launchHeld = true;
+        using var run = StartRunOrRelease(spec, pidFile, logFile);
+        // The wall clock starts at the launch, so it never reads less than the program took; the launch
+        // turn keeps the setup it includes short (milliseconds) even under load.
+        var started = time.GetTimestamp();
+        var stdout = new OutputPump(run.StandardOutput.BaseStream, OutputStream.Stdout, limits.OutputBytes, sink, () => stop.TrySetResult(StopReason.OutputLimit));
+        var stderr = new OutputPump(run.StandardError.BaseStream, OutputStream.Stderr, limits.OutputBytes, sink, () => stop.TrySetResult(StopReason.OutputLimit));
+        var exit = run.WaitForExitAsync(CancellationToken.None);
+        Task? stdinWriter = null;
         CgroupStats stats;
-        int status;
         TimeSpan wallTime;
         try
         {
-            await create.WaitForExitAsync(CancellationToken.None);
-            _runtimeCalls.Release();
-            createHeld = false;
-            if (create.ExitCode != 0)
-            {
-                throw new SandboxException($"{runtime.Name} create failed with exit code {create.ExitCode}: {ReadLog(logFile)}");
-            }
-            var pid = int.Parse(File.ReadAllText(pidFile).AsSpan().Trim(), CultureInfo.InvariantCulture);
-            // create has exited, so the container's init is now our child (we are a subreaper).
-            exit = WaitForExitAsync(pid);
-            onCreated?.Invoke();
-
-            // The wall clock starts once `start` may run, not while it queues for a turn.
-            await _runtimeCalls.WaitAsync(CancellationToken.None);
-            var started = time.GetTimestamp();
-            // Waiting starts while `start` is still tearing down: a short program may be done before it is.
-            starting = ReleaseAfterAsync(runtime.StartAsync(spec.ContainerId));
             using var wallTimer = time.CreateTimer(_ => stop.TrySetResult(StopReason.WallTime), null, limits.WallTime, Timeout.InfiniteTimeSpan);
             using var cancellation = cancellationToken.Register(() => stop.TrySetResult(StopReason.Cancelled));
-            using var watchdogStop = new CancellationTokenSource();
-            var watchdog = WatchCpuAsync(spec.CgroupPath, limits.CpuTime, stop, watchdogStop.Token);
-
-            if (await Task.WhenAny(exit, stop.Task, starting) == starting)
+            var up = await WaitForStartAsync(pidFile, exit);
+            _launches.Release();
+            launchHeld = false;
+            if (!up)
             {
-                // A failed start throws here; the container never ran, and is deleted below.
-                await starting;
+                throw new SandboxException($"{runtime.Name} run failed with exit code {run.ExitCode}: {ReadLog(logFile)}");
             }
+            onStarted?.Invoke();
+            stdinWriter = WriteStdinAsync(run.StandardInput.BaseStream, stdin);
+            using var watchdogStop = new CancellationTokenSource();
+            var watchdog = WatchCpuAsync(cgroup, limits.CpuTime, stop, watchdogStop.Token);
+
             if (await Task.WhenAny(exit, stop.Task) != exit)
             {
                 await StopAsync(spec.ContainerId, await stop.Task, exit);
             }
-            status = await exit ?? throw new SandboxException($"container {spec.ContainerId} init (pid {pid}) was not our child");
+            await exit;
             wallTime = time.GetElapsedTime(started);
             await watchdogStop.CancelAsync();
             await watchdog;
-            stats = cgroups.Read(spec.CgroupPath);
+            stats = cgroup.Read();
         }
         finally
         {
-            if (createHeld)
+            if (launchHeld)
             {
-                _runtimeCalls.Release();
+                _launches.Release();
             }
-            if (exit is { IsCompleted: false })
+            if (!exit.IsCompleted)
             {
                 await runtime.KillAsync(spec.ContainerId, "KILL", all: true);
-            }
-            if (starting is not null)
-            {
-                // Its failure, if any, was thrown above; delete must not race a start still in flight.
-                await starting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            }
-            await CallRuntimeAsync(() => runtime.DeleteAsync(spec.ContainerId));
-            if (exit is not null)
-            {
                 await exit;
             }
-            await stdinWriter;
+            if (stdinWriter is not null)
+            {
+                await stdinWriter;
+            }
         }
 
+        if (run.ExitCode != 0 && ReadLog(logFile) is var runtimeError && runtimeError != NoLog)
+        {
+            // The runtime failed after the program started (or could not start its init): not the program's doing.
+            await runtime.DeleteAsync(spec.ContainerId);
+            throw new SandboxException($"{runtime.Name} run of {spec.ContainerId} failed with exit code {run.ExitCode}: {runtimeError}");
+        }
         try
         {
             await Task.WhenAll(stdout.Completion, stderr.Completion).WaitAsync(PipeDrainTimeout);
         }
         catch (TimeoutException e)
         {
-            throw new SandboxException($"output pipes of {spec.ContainerId} stayed open after it was deleted", e);
+            throw new SandboxException($"output pipes of {spec.ContainerId} stayed open after it ended", e);
         }
 
-        var (exitCode, signal) = DescribeStatus(status);
+        var (exitCode, signal) = DescribeExit(run.ExitCode);
         return new ContainerOutcome
         {
             ExitCode = exitCode,
@@ -169,50 +160,37 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
     }
 
     /// <summary>
-    /// Exit code and signal name from a wait status. tini reports a child killed by signal N as exit code
-    /// 128+N, so such codes are read as that signal; a program that exits with 139 on purpose looks like SIGSEGV.
+    /// Exit code and signal name from the runtime's exit code, which is the container init's. A program
+    /// killed by signal N ends with 128+N (tini reports its child that way, and the runtime its init), so
+    /// such codes are read as that signal; a program that exits with 139 on purpose looks like SIGSEGV.
     /// </summary>
-    internal static (int ExitCode, string? Signal) DescribeStatus(int status)
+    internal static (int ExitCode, string? Signal) DescribeExit(int code) =>
+        code is > 128 and <= 128 + 31 ? (code, Signals.Name(code - 128)) : (code, null);
+
+    /// <summary>True once the runtime has written the pid file; false when it exited without doing so.</summary>
+    private async Task<bool> WaitForStartAsync(string pidFile, Task exit)
     {
-        if (!Libc.Exited(status))
+        while (!File.Exists(pidFile))
         {
-            var signal = Libc.TermSignal(status);
-            return (128 + signal, Signals.Name(signal));
+            if (exit.IsCompleted)
+            {
+                return File.Exists(pidFile);
+            }
+            await Task.WhenAny(exit, Task.Delay(StartPollInterval, time));
         }
-        var code = Libc.ExitCode(status);
-        return code is > 128 and <= 128 + 31 ? (code, Signals.Name(code - 128)) : (code, null);
+        return true;
     }
 
-
-    private System.Diagnostics.Process StartCreateOrRelease(ContainerSpec spec, string pidFile, string logFile)
+    private System.Diagnostics.Process StartRunOrRelease(ContainerSpec spec, string pidFile, string logFile)
     {
         try
         {
-            return runtime.StartCreate(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
+            return runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
         }
         catch
         {
-            _runtimeCalls.Release();
+            _launches.Release();
             throw;
-        }
-    }
-
-    private async Task CallRuntimeAsync(Func<Task> call)
-    {
-        await _runtimeCalls.WaitAsync(CancellationToken.None);
-        await ReleaseAfterAsync(call());
-    }
-
-    /// <summary>Gives back the turn taken for <paramref name="call"/> once it ends, however it ends.</summary>
-    private async Task ReleaseAfterAsync(Task call)
-    {
-        try
-        {
-            await call;
-        }
-        finally
-        {
-            _runtimeCalls.Release();
         }
     }
 
@@ -231,13 +209,13 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         }
     }
 
-    private async Task WatchCpuAsync(string cgroupPath, TimeSpan limit, TaskCompletionSource<StopReason> stop, CancellationToken cancellationToken)
+    private async Task WatchCpuAsync(RunCgroup cgroup, TimeSpan limit, TaskCompletionSource<StopReason> stop, CancellationToken cancellationToken)
     {
         try
         {
             while (true)
             {
-                var used = cgroups.ReadCpuTime(cgroupPath);
+                var used = cgroup.ReadCpuTime();
                 if (used >= limit)
                 {
                     stop.TrySetResult(StopReason.CpuTime);
@@ -254,10 +232,6 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
             // The container has exited.
         }
     }
-
-    /// <summary>Blocks a dedicated thread in waitpid: .NET has no async wait for a process it did not start.</summary>
-    private static Task<int?> WaitForExitAsync(int pid) =>
-        Task.Factory.StartNew(() => Libc.WaitForExit(pid), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     private static async Task WriteStdinAsync(Stream pipe, ReadOnlyMemory<byte> stdin)
     {
@@ -277,16 +251,18 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         }
     }
 
+    private const string NoLog = "(no runtime log)";
+
     private static string ReadLog(string logFile)
     {
         try
         {
             var text = File.ReadAllText(logFile).Trim();
-            return text.Length > 0 ? text : "(no runtime log)";
+            return text.Length > 0 ? text : NoLog;
         }
         catch (IOException)
         {
-            return "(no runtime log)";
+            return NoLog;
         }
     }
 }

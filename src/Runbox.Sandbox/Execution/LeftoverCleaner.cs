@@ -11,7 +11,7 @@ namespace Runbox.Sandbox.Execution;
 /// dies), their cgroups, and run folders with their mounted /work. Only names with this instance's
 /// prefix are touched.
 /// </summary>
-internal sealed class LeftoverCleaner(string prefix, CgroupReader cgroups, ILogger logger)
+internal sealed class LeftoverCleaner(string prefix, Cgroupfs cgroups, ILogger logger)
 {
     public async Task CleanAsync(IEnumerable<OciRuntime> runtimes, string runsDirectory)
     {
@@ -26,13 +26,17 @@ internal sealed class LeftoverCleaner(string prefix, CgroupReader cgroups, ILogg
             }
         }
 
-        foreach (var parent in cgroups.ParentDirectories(OciBundleBuilder.CgroupParent))
+        // Run cgroups (with the container's beneath, if its runtime died too) in every hierarchy.
+        var runCgroups = cgroups.Directories(OciBundleBuilder.CgroupParent)
+            .SelectMany(parent => Directory.EnumerateDirectories(parent, prefix + "*"))
+            .Select(Path.GetFileName)
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+        foreach (var name in runCgroups)
         {
-            foreach (var cgroup in Directory.EnumerateDirectories(parent, prefix + "*"))
+            foreach (var removed in cgroups.Remove(OciBundleBuilder.CgroupParent + "/" + name, KillMembers))
             {
-                KillMembers(cgroup);
-                Directory.Delete(cgroup);
-                Log.LeftoverRemoved(logger, "cgroup", cgroup);
+                Log.LeftoverRemoved(logger, "cgroup", removed);
             }
         }
 

@@ -1,13 +1,13 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Runbox.Sandbox.Native;
 
 /// <summary>The few libc calls .NET has no API for.</summary>
 internal static partial class Libc
 {
-    private const int PrSetChildSubreaper = 36;
     private const int Eintr = 4;
-    private const int Echild = 10;
+    private const int Eagain = 11;
     private const int Einval = 22;
     private const int Enoent = 2;
     private const int MntDetach = 2;
@@ -15,11 +15,14 @@ internal static partial class Libc
     public const ulong MsNosuid = 2;
     public const ulong MsNodev = 4;
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+    private const int EfdNonblock = 0x800;
+    private const int EfdCloexec = 0x80000;
 
     [LibraryImport("libc", SetLastError = true)]
-    private static partial int waitpid(int pid, out int status, int options);
+    private static partial int eventfd(uint initval, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint read(SafeFileHandle fd, out ulong value, nint count);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int mount(string source, string target, string fstype, ulong flags, string data);
@@ -30,38 +33,31 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, int owner, int group);
 
-    /// <summary>
-    /// Makes this process adopt orphaned descendants. A container's init is a child of `runtime create`,
-    /// which exits at once; as subreaper we inherit the init and can waitpid it for the true exit status.
-    /// </summary>
-    public static void BecomeChildSubreaper()
+    /// <summary>A non-blocking eventfd (counter starting at 0), closed on exec.</summary>
+    public static SafeFileHandle CreateEventFd()
     {
-        if (prctl(PrSetChildSubreaper, 1, 0, 0, 0) != 0)
-        {
-            throw new InvalidOperationException($"prctl(PR_SET_CHILD_SUBREAPER) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
+        var fd = eventfd(0, EfdNonblock | EfdCloexec);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw new IOException($"eventfd failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    /// <summary>Blocks until <paramref name="pid"/> (our child) exits and reaps it.</summary>
-    /// <returns>The raw wait status, or null when the pid is not our child (already reaped by someone else).</returns>
-    public static int? WaitForExit(int pid)
+    /// <summary>Takes the eventfd's counter (resetting it to 0); 0 when nothing was signalled.</summary>
+    public static long ReadEventFd(SafeFileHandle eventFd)
     {
         while (true)
         {
-            if (waitpid(pid, out var status, 0) == pid)
+            if (read(eventFd, out var value, sizeof(ulong)) == sizeof(ulong))
             {
-                return status;
+                return (long)value;
             }
             var errno = Marshal.GetLastPInvokeError();
-            if (errno == Eintr)
+            if (errno == Eagain)
             {
-                continue;
+                return 0;
             }
-            if (errno == Echild)
+            if (errno != Eintr)
             {
-                return null;
+                throw new IOException($"read of an eventfd failed: errno {errno}");
             }
-            throw new InvalidOperationException($"waitpid({pid}) failed: errno {errno}");
         }
     }
 
@@ -95,10 +91,4 @@ internal static partial class Libc
             throw new IOException($"chown {path} failed: errno {Marshal.GetLastPInvokeError()}");
         }
     }
-
-    public static bool Exited(int status) => (status & 0x7f) == 0;
-
-    public static int ExitCode(int status) => (status >> 8) & 0xff;
-
-    public static int TermSignal(int status) => status & 0x7f;
 }

@@ -1,0 +1,237 @@
+using System.Globalization;
+
+namespace Runbox.Sandbox.Cgroups;
+
+/// <summary>
+/// What the kernel counted for one run; read after the container has ended. ProcessesPeak is the most
+/// processes alive at once (pids.peak; 0 where the kernel lacks it).
+/// </summary>
+internal sealed record CgroupStats(long MemoryPeakBytes, long OomKills, TimeSpan CpuTime, long ProcessesPeak)
+{
+    public static CgroupStats Empty { get; } = new(0, 0, TimeSpan.Zero, 0);
+}
+
+/// <summary>The limits the service sets on a run's cgroup.</summary>
+internal sealed record CgroupLimits(long MemoryBytes, int Processes, double Cpus);
+
+/// <summary>
+/// The host's cgroupfs. Each run gets a cgroup of its own that the service creates, limits and reads
+/// (<see cref="RunCgroup"/>); the OCI runtime creates the container's cgroup beneath it and removes that
+/// one when the container ends, so the counters outlive the container in the run's cgroup. Limits sit on
+/// the run's cgroup too: the kernel counts an OOM kill where the limit was hit, so the service can see it.
+/// The layout differs between cgroup v1 (one hierarchy per controller; what this host has) and the
+/// unified v2 hierarchy, hence one subclass per version, chosen by <see cref="Detect"/>.
+/// </summary>
+internal abstract class Cgroupfs(string root)
+{
+    public const string DefaultRoot = "/sys/fs/cgroup";
+    protected const long CpuPeriodMicroseconds = 100_000;
+
+    /// <summary>Where cgroupfs is mounted; tests point it at a folder laid out like it.</summary>
+    protected string Root { get; } = root;
+
+    public abstract string Version { get; }
+
+    public static Cgroupfs Detect(string root = DefaultRoot) =>
+        File.Exists(Path.Combine(root, "cgroup.controllers")) ? new CgroupfsV2(root) : new CgroupfsV1(root);
+
+    /// <summary>Creates the cgroup at <paramref name="path"/> (e.g. <c>/runbox/rbx-…</c>) with its limits.</summary>
+    /// <exception cref="IOException">cgroupfs refused a directory or a limit.</exception>
+    public RunCgroup Create(string path, CgroupLimits limits)
+    {
+        var cgroup = new RunCgroup(this, path);
+        try
+        {
+            cgroup.OomEvents = Configure(path, limits);
+        }
+        catch
+        {
+            cgroup.Dispose();
+            throw;
+        }
+        return cgroup;
+    }
+
+    /// <summary>
+    /// Counters of the cgroup at <paramref name="path"/>; missing files read as 0. <paramref name="oomEvents"/>
+    /// are the OOM events counted outside cgroupfs (v1, see <see cref="Configure"/>).
+    /// </summary>
+    public abstract CgroupStats Read(string path, long oomEvents);
+
+    /// <summary>CPU time used so far, for the CPU-time watchdog.</summary>
+    public abstract TimeSpan ReadCpuTime(string path);
+
+    /// <summary>The directories (one per hierarchy) of the cgroup at <paramref name="path"/> that exist.</summary>
+    public abstract IEnumerable<string> Directories(string path);
+
+    /// <summary>
+    /// Removes the cgroup at <paramref name="path"/> and every cgroup beneath it, deepest first. A cgroup
+    /// with processes in it cannot be removed: <paramref name="evict"/> is asked to end them first.
+    /// </summary>
+    /// <returns>The directories that were removed.</returns>
+    public List<string> Remove(string path, Action<string>? evict = null)
+    {
+        var removed = new List<string>();
+        foreach (var directory in Directories(path))
+        {
+            RemoveTree(directory, evict, removed);
+        }
+        return removed;
+    }
+
+    /// <summary>Makes the directories and writes the limits; returns the OOM event source if the version needs one.</summary>
+    protected abstract OomEventCounter? Configure(string path, CgroupLimits limits);
+
+    protected string Dir(string hierarchy, string path) => Path.Combine(Root, hierarchy, path.TrimStart('/'));
+
+    protected static void WriteValue(string file, string value) => File.WriteAllText(file, value);
+
+    protected static long ReadNumber(string file)
+    {
+        var text = TryRead(file);
+        return text is not null && long.TryParse(text.AsSpan().Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : 0;
+    }
+
+    /// <summary>A value from a flat keyed file such as <c>memory.events</c> ("oom_kill 1").</summary>
+    protected static long ReadKey(string file, string key)
+    {
+        var text = TryRead(file);
+        if (text is null)
+        {
+            return 0;
+        }
+        foreach (var line in text.Split('\n'))
+        {
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            if (space > 0 && line.AsSpan(0, space).SequenceEqual(key)
+                && long.TryParse(line.AsSpan(space + 1).Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+        }
+        return 0;
+    }
+
+    protected static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static void RemoveTree(string directory, Action<string>? evict, List<string> removed)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+        foreach (var child in Directory.EnumerateDirectories(directory))
+        {
+            RemoveTree(child, evict, removed);
+        }
+        evict?.Invoke(directory);
+        // rmdir: a cgroup's files belong to the kernel and go with the directory.
+        Directory.Delete(directory);
+        removed.Add(directory);
+    }
+
+    private static string? TryRead(string file)
+    {
+        try
+        {
+            return File.ReadAllText(file);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+}
+
+internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
+{
+    // The hierarchies the service configures or reads; the runtime adds the container's cgroup in every
+    // hierarchy, so removal goes through all of them.
+    private static readonly string[] Controllers = ["memory", "pids", "cpu", "cpuacct"];
+
+    public override string Version => "v1";
+
+    public override CgroupStats Read(string path, long oomEvents) => new(
+        MemoryPeakBytes: ReadNumber(Path.Combine(Dir("memory", path), "memory.max_usage_in_bytes")),
+        // v1 counts oom_kill only in the victim's own cgroup, which the runtime has removed by now:
+        // the count comes from the OOM notification registered on this cgroup (see Configure).
+        OomKills: oomEvents,
+        CpuTime: ReadCpuTime(path),
+        ProcessesPeak: ReadNumber(Path.Combine(Dir("pids", path), "pids.peak")));
+
+    public override TimeSpan ReadCpuTime(string path) =>
+        TimeSpan.FromTicks(ReadNumber(Path.Combine(Dir("cpuacct", path), "cpuacct.usage")) / 100);
+
+    public override IEnumerable<string> Directories(string path) =>
+        Directory.Exists(Root)
+            ? Directory.EnumerateDirectories(Root).Select(hierarchy => Path.Combine(hierarchy, path.TrimStart('/'))).Where(Directory.Exists)
+            : [];
+
+    protected override OomEventCounter? Configure(string path, CgroupLimits limits)
+    {
+        foreach (var controller in Controllers)
+        {
+            Directory.CreateDirectory(Dir(controller, path));
+        }
+        var memory = Dir("memory", path);
+        WriteValue(Path.Combine(memory, "memory.limit_in_bytes"), Text(limits.MemoryBytes));
+        // memory+swap equal to memory: no swapping past the limit (the file exists with swap accounting on).
+        var memsw = Path.Combine(memory, "memory.memsw.limit_in_bytes");
+        if (File.Exists(memsw))
+        {
+            WriteValue(memsw, Text(limits.MemoryBytes));
+        }
+        WriteValue(Path.Combine(Dir("pids", path), "pids.max"), Text(limits.Processes));
+        var cpu = Dir("cpu", path);
+        WriteValue(Path.Combine(cpu, "cpu.cfs_period_us"), Text(CpuPeriodMicroseconds));
+        WriteValue(Path.Combine(cpu, "cpu.cfs_quota_us"), Text((long)(limits.Cpus * CpuPeriodMicroseconds)));
+        return OomEventCounter.Register(memory);
+    }
+}
+
+internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
+{
+    private const string Controllers = "+cpu +memory +pids";
+
+    public override string Version => "v2";
+
+    public override CgroupStats Read(string path, long oomEvents)
+    {
+        var dir = Dir("", path);
+        return new CgroupStats(
+            // memory.peak exists from kernel 5.19 on; memory.events counts the whole subtree.
+            MemoryPeakBytes: ReadNumber(Path.Combine(dir, "memory.peak")),
+            OomKills: ReadKey(Path.Combine(dir, "memory.events"), "oom_kill"),
+            CpuTime: ReadCpuTime(path),
+            ProcessesPeak: ReadNumber(Path.Combine(dir, "pids.peak")));
+    }
+
+    public override TimeSpan ReadCpuTime(string path) =>
+        TimeSpan.FromMicroseconds(ReadKey(Path.Combine(Dir("", path), "cpu.stat"), "usage_usec"));
+
+    public override IEnumerable<string> Directories(string path)
+    {
+        var dir = Dir("", path);
+        return Directory.Exists(dir) ? [dir] : [];
+    }
+
+    protected override OomEventCounter? Configure(string path, CgroupLimits limits)
+    {
+        // Controllers reach a cgroup only when every ancestor enables them for its children.
+        var ancestor = Root;
+        foreach (var part in Path.GetDirectoryName(path.TrimStart('/'))!.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
+            ancestor = Path.Combine(ancestor, part);
+            Directory.CreateDirectory(ancestor);
+        }
+        WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
+        var dir = Dir("", path);
+        Directory.CreateDirectory(dir);
+        WriteValue(Path.Combine(dir, "memory.max"), Text(limits.MemoryBytes));
+        WriteValue(Path.Combine(dir, "memory.swap.max"), "0");
+        WriteValue(Path.Combine(dir, "pids.max"), Text(limits.Processes));
+        WriteValue(Path.Combine(dir, "cpu.max"), $"{Text((long)(limits.Cpus * CpuPeriodMicroseconds))} {Text(CpuPeriodMicroseconds)}");
+        return null;
+    }
+}
