@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Error, "Cleanup of run {RunId} failed")]
     public static partial void CleanupFailed(ILogger logger, string runId, Exception exception);
+
+    [LoggerMessage(13, LogLevel.Warning, "{Runtime} binary could not be mounted read-only ({Error}); it copies itself on every call instead, which costs CPU per container")]
+    public static partial void RuntimeBinaryNotMounted(ILogger logger, string runtime, string error);
 }

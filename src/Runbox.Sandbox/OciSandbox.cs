@@ -125,6 +125,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         await ((Task)_startup.Value).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (_startup.Value.IsCompletedSuccessfully)
         {
+            UnmountRuntimeBinaries();
             await _startup.Value.Result.Lock.DisposeAsync();
         }
     }
@@ -262,7 +263,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
         {
-            var runtime = new OciRuntime(name, path, _logger);
+            var runtime = ReadOnlyRuntime(name, path);
             try
             {
                 var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, runsDirectory);
@@ -292,6 +293,32 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         throw new SandboxException(candidates.Count == 0
             ? $"no OCI runtime found for '{_options.Runtime}' (install crun or runc: scripts/host-setup)"
             : "no OCI runtime can run containers on this host: " + string.Join("; ", reasons));
+    }
+
+    /// <summary>The runtime called through a read-only mount of its binary (see ReadOnlyBinary), or in place if that fails.</summary>
+    private OciRuntime ReadOnlyRuntime(string name, string path)
+    {
+        try
+        {
+            return new OciRuntime(name, ReadOnlyBinary.Mount(path, name, _stateDirectory), _logger, readOnlyBinary: true);
+        }
+        catch (IOException e)
+        {
+            Log.RuntimeBinaryNotMounted(_logger, name, e.Message);
+            return new OciRuntime(name, path, _logger);
+        }
+    }
+
+    private void UnmountRuntimeBinaries()
+    {
+        var folder = Path.Combine(_stateDirectory, "bin");
+        if (Directory.Exists(folder))
+        {
+            foreach (var binary in Directory.EnumerateFiles(folder))
+            {
+                ReadOnlyBinary.Unmount(binary);
+            }
+        }
     }
 
     /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>

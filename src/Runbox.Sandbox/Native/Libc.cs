@@ -12,8 +12,11 @@ internal static partial class Libc
     private const int Enoent = 2;
     private const int MntDetach = 2;
 
+    public const ulong MsRdonly = 1;
     public const ulong MsNosuid = 2;
     public const ulong MsNodev = 4;
+    private const ulong MsRemount = 32;
+    private const ulong MsBind = 4096;
 
     private const int EfdNonblock = 0x800;
     private const int EfdCloexec = 0x80000;
@@ -25,7 +28,7 @@ internal static partial class Libc
     private static partial nint read(SafeFileHandle fd, out ulong value, nint count);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int mount(string source, string target, string fstype, ulong flags, string data);
+    private static partial int mount(string? source, string target, string? fstype, ulong flags, string? data);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int umount2(string target, int flags);
@@ -66,6 +69,22 @@ internal static partial class Libc
         if (mount("tmpfs", target, "tmpfs", flags, data) != 0)
         {
             throw new IOException($"mount tmpfs on {target} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    /// <summary>Binds <paramref name="source"/> (a file or folder) read-only at <paramref name="target"/>, which must exist.</summary>
+    public static void BindReadOnly(string source, string target)
+    {
+        if (mount(source, target, null, MsBind, null) != 0)
+        {
+            throw new IOException($"bind mount of {source} on {target} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        // A bind takes its flags only on a second, remounting call.
+        if (mount(null, target, null, MsBind | MsRemount | MsRdonly | MsNosuid | MsNodev, null) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            Unmount(target);
+            throw new IOException($"read-only remount of {target} failed: errno {errno}");
         }
     }
 

@@ -5,12 +5,20 @@ namespace Runbox.Sandbox.Runtime;
 
 /// <summary>
 /// The OCI runtime CLI (crun or runc; both take the same commands and config.json). Commands take no
-/// cancellation token on purpose: a stop or delete must finish even when the caller gave up.
+/// cancellation token on purpose: a stop or delete must finish even when the caller gave up. With
+/// readOnlyBinary, the path is a read-only mount of the binary (<see cref="ReadOnlyBinary"/>): the runtime
+/// is told so, and skips copying itself before each call.
 /// </summary>
-internal sealed class OciRuntime(string name, string path, ILogger logger)
+internal sealed class OciRuntime(string name, string path, ILogger logger, bool readOnlyBinary = false)
 {
     public const string Crun = "crun";
     public const string Runc = "runc";
+
+    /// <summary>
+    /// With this set, crun and runc trust a binary on a read-only mount instead of copying themselves
+    /// into a sealed memfd and re-executing from it (their defence against CVE-2019-5736).
+    /// </summary>
+    private const string ClonedBinaryVariable = "_LIBCONTAINER_CLONED_BINARY";
 
     public string Name { get; } = name;
     public string Path { get; } = path;
@@ -40,6 +48,7 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
         {
             info.ArgumentList.Add(arg);
         }
+        MarkReadOnlyBinary(info);
         return Process.Start(info) ?? throw new InvalidOperationException($"{Name} run did not start");
     }
 
@@ -108,12 +117,21 @@ internal sealed class OciRuntime(string name, string path, ILogger logger)
         {
             info.ArgumentList.Add(arg);
         }
+        MarkReadOnlyBinary(info);
         using var process = Process.Start(info) ?? throw new SandboxException($"{Name} did not start");
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         return new CliResult(process.ExitCode, await output, (await error).Trim());
+    }
+
+    private void MarkReadOnlyBinary(ProcessStartInfo info)
+    {
+        if (readOnlyBinary)
+        {
+            info.Environment[ClonedBinaryVariable] = "1";
+        }
     }
 
     private sealed record CliResult(int ExitCode, string Output, string Error);
