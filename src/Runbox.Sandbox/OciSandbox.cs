@@ -47,6 +47,12 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// <summary><c>crun</c> or <c>runc</c>: the runtime chosen at startup.</summary>
     public string RuntimeName => Current.Runner.Runtime.Name;
 
+    /// <summary>Where the run folders are (tests look for leftovers there).</summary>
+    internal string RunsDirectory => Current.RunsDirectory;
+
+    /// <summary>The runtime's state folder, its <c>--root</c> (tests list leftover containers with it).</summary>
+    internal string RuntimeRoot => Current.Runner.Runtime.StateRoot;
+
     /// <summary>
     /// Every container, cgroup and run folder of this instance starts with this prefix. It is derived from
     /// the state folder, so two instances with different folders never clean up each other's runs.
@@ -126,6 +132,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         if (_startup.Value.IsCompletedSuccessfully)
         {
             UnmountRuntimeBinaries();
+            _startup.Value.Result.Live.UnmountIfIdle();
             await _startup.Value.Result.Lock.DisposeAsync();
         }
     }
@@ -234,19 +241,23 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
             ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
             var cgroups = Cgroupfs.Detect();
-            var runsDirectory = Path.Combine(_stateDirectory, "runs");
+            var live = LiveFolder.Of(_stateDirectory);
+            live.Mount();
             var candidates = ResolveRuntimes();
-            await new LeftoverCleaner(ContainerPrefix, cgroups, _logger).CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, _logger)), runsDirectory);
-            Directory.CreateDirectory(runsDirectory);
+            await new LeftoverCleaner(ContainerPrefix, cgroups, _logger)
+                .CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, live.RuntimeRoot, _logger)), live.RunsDirectory);
+            Directory.CreateDirectory(live.RunsDirectory);
 
             var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
-            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, runsDirectory);
+            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, live);
             var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
             Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
-            return new Started(runner, catalog, runsDirectory, stateLock);
+            return new Started(runner, catalog, live, stateLock);
         }
         catch
         {
+            UnmountRuntimeBinaries();
+            LiveFolder.Of(_stateDirectory).UnmountIfIdle();
             await stateLock.DisposeAsync();
             throw;
         }
@@ -258,12 +269,13 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
     /// </summary>
     private async Task<ContainerRunner> SelectRuntimeAsync(
-        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, string runsDirectory)
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, LiveFolder live)
     {
+        var runsDirectory = live.RunsDirectory;
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
         {
-            var runtime = ReadOnlyRuntime(name, path);
+            var runtime = ReadOnlyRuntime(name, path, live.RuntimeRoot);
             try
             {
                 var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, runsDirectory);
@@ -296,16 +308,16 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     /// <summary>The runtime called through a read-only mount of its binary (see ReadOnlyBinary), or in place if that fails.</summary>
-    private OciRuntime ReadOnlyRuntime(string name, string path)
+    private OciRuntime ReadOnlyRuntime(string name, string path, string root)
     {
         try
         {
-            return new OciRuntime(name, ReadOnlyBinary.Mount(path, name, _stateDirectory), _logger, readOnlyBinary: true);
+            return new OciRuntime(name, ReadOnlyBinary.Mount(path, name, _stateDirectory), root, _logger, readOnlyBinary: true);
         }
         catch (IOException e)
         {
             Log.RuntimeBinaryNotMounted(_logger, name, e.Message);
-            return new OciRuntime(name, path, _logger);
+            return new OciRuntime(name, path, root, _logger);
         }
     }
 
@@ -330,9 +342,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         {
             if (runtime.TakesPrecompiledSeccomp)
             {
-                // crun keeps the filter it compiled in its state folder (/run/crun as root) for `crun exec`
-                // while the container lives; the probe waits for its stdin, written after this.
-                var file = Path.Combine("/run/crun", containerId, "seccomp.bpf");
+                // crun keeps the filter it compiled in its state folder for `crun exec` while the container
+                // lives; the probe waits for its stdin, written after this.
+                var file = Path.Combine(runtime.StateRoot, containerId, "seccomp.bpf");
                 compiled = File.Exists(file) ? File.ReadAllBytes(file) : null;
             }
         });
@@ -388,5 +400,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         return folders.Select(folder => Path.Combine(folder, name)).FirstOrDefault(File.Exists);
     }
 
-    private sealed record Started(ContainerRunner Runner, LanguageCatalog Catalog, string RunsDirectory, FileStream Lock);
+    private sealed record Started(ContainerRunner Runner, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
+    {
+        public string RunsDirectory => Live.RunsDirectory;
+    }
 }

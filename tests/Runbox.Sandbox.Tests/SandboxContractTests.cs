@@ -297,7 +297,7 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
     [Fact]
     public async Task RunAsync_HostSecrets_AreUnreadable()
     {
-        var otherRun = Path.Combine(Fixture.StateDirectory, "runs");
+        var otherRun = Fixture.Sandbox.RunsDirectory;
         var source = $"""
             for path in /etc/shadow /root {Fixture.StateDirectory} {otherRun}; do
               if cat "$path" >/dev/null 2>&1 || ls "$path" >/dev/null 2>&1; then echo "readable $path"; else echo "denied $path"; fi

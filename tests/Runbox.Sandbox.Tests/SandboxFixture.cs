@@ -66,16 +66,23 @@ public abstract class SandboxFixture(string runtime) : IAsyncLifetime
         DiskBytes = 16L << 20,
     };
 
-    /// <summary>Containers, cgroups and run folders of this sandbox that still exist.</summary>
+    /// <summary>Containers, cgroups, run folders and mounts of this sandbox that still exist.</summary>
     public Task<IReadOnlyList<string>> LeftoversAsync() => LeftoversAsync(Sandbox.ContainerPrefix, StateDirectory);
 
     public async Task<IReadOnlyList<string>> LeftoversAsync(string prefix, string stateDirectory)
     {
         var leftovers = new List<string>();
-        var list = Process.Start(new ProcessStartInfo(Runtime, ["list", "--quiet"]) { RedirectStandardOutput = true })!;
-        var ids = await list.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        await list.WaitForExitAsync(TestContext.Current.CancellationToken);
-        leftovers.AddRange(ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Select(id => "container " + id));
+        // The sandbox keeps its runs and the runtime's state (--root) in live/ of its state folder.
+        var live = Path.Combine(stateDirectory, "live");
+        var root = Path.Combine(live, "runtime");
+        if (Directory.Exists(root))
+        {
+            var list = Process.Start(new ProcessStartInfo(Runtime, ["--root", root, "list", "--quiet"]) { RedirectStandardOutput = true })!;
+            var ids = await list.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+            await list.WaitForExitAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(0, list.ExitCode);
+            leftovers.AddRange(ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Select(id => "container " + id));
+        }
         foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup"))
         {
             var parent = Path.Combine(hierarchy, "runbox");
@@ -84,11 +91,15 @@ public abstract class SandboxFixture(string runtime) : IAsyncLifetime
                 leftovers.AddRange(Directory.EnumerateDirectories(parent, prefix + "*").Select(dir => "cgroup " + dir));
             }
         }
-        leftovers.AddRange(Directory.EnumerateFileSystemEntries(Path.Combine(stateDirectory, "runs")).Select(dir => "run folder " + dir));
-        var mounts = await File.ReadAllTextAsync("/proc/self/mountinfo", TestContext.Current.CancellationToken);
-        if (mounts.Contains(Path.Combine(stateDirectory, "runs"), StringComparison.Ordinal))
+        var runs = Path.Combine(live, "runs");
+        if (Directory.Exists(runs))
         {
-            leftovers.Add("a /work mount under " + stateDirectory);
+            leftovers.AddRange(Directory.EnumerateFileSystemEntries(runs).Select(dir => "run folder " + dir));
+        }
+        var mounts = await File.ReadAllTextAsync("/proc/self/mountinfo", TestContext.Current.CancellationToken);
+        if (mounts.Contains(runs + "/", StringComparison.Ordinal))
+        {
+            leftovers.Add("a /work mount under " + runs);
         }
         return leftovers;
     }

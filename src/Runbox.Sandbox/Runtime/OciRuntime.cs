@@ -5,11 +5,12 @@ namespace Runbox.Sandbox.Runtime;
 
 /// <summary>
 /// The OCI runtime CLI (crun or runc; both take the same commands and config.json). Commands take no
-/// cancellation token on purpose: a stop or delete must finish even when the caller gave up. With
+/// cancellation token on purpose: a stop or delete must finish even when the caller gave up. The runtime
+/// keeps its containers' state in root (its <c>--root</c>; null for its default under /run). With
 /// readOnlyBinary, the path is a read-only mount of the binary (<see cref="ReadOnlyBinary"/>): the runtime
 /// is told so, and skips copying itself before each call.
 /// </summary>
-internal sealed class OciRuntime(string name, string path, ILogger logger, bool readOnlyBinary = false)
+internal sealed class OciRuntime(string name, string path, string? root, ILogger logger, bool readOnlyBinary = false)
 {
     public const string Crun = "crun";
     public const string Runc = "runc";
@@ -22,6 +23,9 @@ internal sealed class OciRuntime(string name, string path, ILogger logger, bool 
 
     public string Name { get; } = name;
     public string Path { get; } = path;
+
+    /// <summary>Where the runtime keeps a container's state while it exists: <c>&lt;root&gt;/&lt;id&gt;/</c>.</summary>
+    public string StateRoot { get; } = root ?? "/run/" + name;
 
     /// <summary>crun can take a precompiled seccomp filter (annotation run.oci.seccomp_bpf_data); runc cannot.</summary>
     public bool TakesPrecompiledSeccomp => Name == Crun;
@@ -48,7 +52,7 @@ internal sealed class OciRuntime(string name, string path, ILogger logger, bool 
         {
             info.ArgumentList.Add(arg);
         }
-        MarkReadOnlyBinary(info);
+        Prepare(info);
         return Process.Start(info) ?? throw new InvalidOperationException($"{Name} run did not start");
     }
 
@@ -117,7 +121,7 @@ internal sealed class OciRuntime(string name, string path, ILogger logger, bool 
         {
             info.ArgumentList.Add(arg);
         }
-        MarkReadOnlyBinary(info);
+        Prepare(info);
         using var process = Process.Start(info) ?? throw new SandboxException($"{Name} did not start");
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync();
@@ -126,8 +130,14 @@ internal sealed class OciRuntime(string name, string path, ILogger logger, bool 
         return new CliResult(process.ExitCode, await output, (await error).Trim());
     }
 
-    private void MarkReadOnlyBinary(ProcessStartInfo info)
+    private void Prepare(ProcessStartInfo info)
     {
+        if (root is not null)
+        {
+            // A global option: it goes before the command.
+            info.ArgumentList.Insert(0, root);
+            info.ArgumentList.Insert(0, "--root");
+        }
         if (readOnlyBinary)
         {
             info.Environment[ClonedBinaryVariable] = "1";

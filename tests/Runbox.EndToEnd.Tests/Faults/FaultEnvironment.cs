@@ -77,16 +77,26 @@ public static class FaultEnvironment
     /// <summary>No container or cgroup of these servers' sandboxes is left, by either runtime.</summary>
     public static async Task AssertNoLeftoversAsync(params string?[] prefixes)
     {
+        // Each server's runtime keeps its state in its own data folder (sandbox/live/runtime, the --root
+        // of every call); the default roots are listed too, in case a server ever fell back to them.
+        var roots = Directory.EnumerateDirectories(Path.Combine(Path.GetTempPath(), "runbox-e2e"))
+            .Select(data => Path.Combine(data, "sandbox", "live", "runtime"))
+            .Where(Directory.Exists)
+            .Append(null)
+            .ToList();
         foreach (var prefix in prefixes.Where(p => p is not null))
         {
             foreach (var runtime in new[] { "crun", "runc" })
             {
-                var list = await RunAsync(runtime, "list", "-q");
-                Assert.DoesNotContain(list.Split('\n'), line => line.StartsWith(prefix!, StringComparison.Ordinal));
+                foreach (var root in roots)
+                {
+                    var list = root is null ? await RunAsync(runtime, "list", "-q") : await RunAsync(runtime, "--root", root, "list", "-q");
+                    Assert.DoesNotContain(list.Split('\n'), line => line.StartsWith(prefix!, StringComparison.Ordinal));
+                }
             }
-            foreach (var controller in new[] { "memory", "pids", "cpu,cpuacct", "unified" })
+            foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup"))
             {
-                var parent = $"/sys/fs/cgroup/{controller}/runbox";
+                var parent = Path.Combine(hierarchy, "runbox");
                 if (Directory.Exists(parent))
                 {
                     Assert.Empty(Directory.GetDirectories(parent, prefix + "*"));
