@@ -1,4 +1,5 @@
 using System.Globalization;
+using Runbox.Sandbox.Native;
 
 namespace Runbox.Sandbox.Cgroups;
 
@@ -66,15 +67,17 @@ internal abstract class Cgroupfs(string root)
 
     /// <summary>
     /// Removes the cgroup at <paramref name="path"/> and every cgroup beneath it, deepest first. A cgroup
-    /// with processes in it cannot be removed: <paramref name="evict"/> is asked to end them first.
+    /// still holding processes (a crashed runtime's container, or processes not yet gone after their
+    /// container ended) cannot be removed: they are killed, and the removal retried for up to a second.
     /// </summary>
     /// <returns>The directories that were removed.</returns>
-    public List<string> Remove(string path, Action<string>? evict = null)
+    /// <exception cref="IOException">A cgroup stayed busy.</exception>
+    public List<string> Remove(string path)
     {
         var removed = new List<string>();
         foreach (var directory in Directories(path))
         {
-            RemoveTree(directory, evict, removed);
+            RemoveTree(directory, removed);
         }
         return removed;
     }
@@ -114,7 +117,7 @@ internal abstract class Cgroupfs(string root)
 
     protected static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static void RemoveTree(string directory, Action<string>? evict, List<string> removed)
+    private static void RemoveTree(string directory, List<string> removed)
     {
         if (!Directory.Exists(directory))
         {
@@ -122,12 +125,39 @@ internal abstract class Cgroupfs(string root)
         }
         foreach (var child in Directory.EnumerateDirectories(directory))
         {
-            RemoveTree(child, evict, removed);
+            RemoveTree(child, removed);
         }
-        evict?.Invoke(directory);
-        // rmdir: a cgroup's files belong to the kernel and go with the directory.
-        Directory.Delete(directory);
-        removed.Add(directory);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                // rmdir: a cgroup's files belong to the kernel and go with the directory.
+                Directory.Delete(directory);
+                removed.Add(directory);
+                return;
+            }
+            catch (DirectoryNotFoundException)
+            {
+                return;
+            }
+            catch (IOException) when (attempt < 100)
+            {
+                KillMembers(directory);
+                Thread.Sleep(10);
+            }
+        }
+    }
+
+    private static void KillMembers(string directory)
+    {
+        var members = TryRead(Path.Combine(directory, "cgroup.procs")) ?? "";
+        foreach (var line in members.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                Libc.Kill(pid, Libc.Sigkill);
+            }
+        }
     }
 
     private static string? TryRead(string file)

@@ -12,31 +12,30 @@ namespace Runbox.Sandbox.Cgroups;
 internal sealed class OomEventCounter : IDisposable
 {
     private readonly SafeFileHandle _eventFd;
-    private readonly SafeFileHandle _oomControl;
     private long _count;
 
-    private OomEventCounter(SafeFileHandle eventFd, SafeFileHandle oomControl)
+    private OomEventCounter(SafeFileHandle eventFd)
     {
         _eventFd = eventFd;
-        _oomControl = oomControl;
     }
 
     /// <exception cref="IOException">The cgroup refused the registration.</exception>
     public static OomEventCounter Register(string memoryCgroupDirectory)
     {
         var eventFd = Libc.CreateEventFd();
-        SafeFileHandle? oomControl = null;
         try
         {
-            oomControl = File.OpenHandle(Path.Combine(memoryCgroupDirectory, "memory.oom_control"));
+            // The control file only names what to watch: the kernel keeps no reference to it once the
+            // registration is written, so it is closed at once (every open fd here is one more for each
+            // process this service starts to close on exec).
+            using var oomControl = File.OpenHandle(Path.Combine(memoryCgroupDirectory, "memory.oom_control"));
             File.WriteAllText(
                 Path.Combine(memoryCgroupDirectory, "cgroup.event_control"),
                 $"{eventFd.DangerousGetHandle()} {oomControl.DangerousGetHandle()}");
-            return new OomEventCounter(eventFd, oomControl);
+            return new OomEventCounter(eventFd);
         }
         catch
         {
-            oomControl?.Dispose();
             eventFd.Dispose();
             throw;
         }
@@ -49,9 +48,5 @@ internal sealed class OomEventCounter : IDisposable
         return _count;
     }
 
-    public void Dispose()
-    {
-        _oomControl.Dispose();
-        _eventFd.Dispose();
-    }
+    public void Dispose() => _eventFd.Dispose();
 }

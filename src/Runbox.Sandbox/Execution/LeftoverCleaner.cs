@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Runbox.Sandbox.Bundle;
 using Runbox.Sandbox.Cgroups;
@@ -34,7 +33,7 @@ internal sealed class LeftoverCleaner(string prefix, Cgroupfs cgroups, ILogger l
             .ToList();
         foreach (var name in runCgroups)
         {
-            foreach (var removed in cgroups.Remove(OciBundleBuilder.CgroupParent + "/" + name, KillMembers))
+            foreach (var removed in cgroups.Remove(OciBundleBuilder.CgroupParent + "/" + name))
             {
                 Log.LeftoverRemoved(logger, "cgroup", removed);
             }
@@ -46,32 +45,6 @@ internal sealed class LeftoverCleaner(string prefix, Cgroupfs cgroups, ILogger l
             {
                 RunDirectory.Remove(run);
                 Log.LeftoverRemoved(logger, "run folder", run);
-            }
-        }
-    }
-
-    /// <summary>A cgroup can only be removed once empty; its runtime state is gone, so kill what is left.</summary>
-    private static void KillMembers(string cgroup)
-    {
-        var procs = Path.Combine(cgroup, "cgroup.procs");
-        if (!File.Exists(procs))
-        {
-            return;
-        }
-        foreach (var line in File.ReadAllLines(procs))
-        {
-            if (int.TryParse(line, out var pid))
-            {
-                try
-                {
-                    using var process = Process.GetProcessById(pid);
-                    process.Kill();
-                    process.WaitForExit(TimeSpan.FromSeconds(5));
-                }
-                catch (ArgumentException)
-                {
-                    // Already gone.
-                }
             }
         }
     }

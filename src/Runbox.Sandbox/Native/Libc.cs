@@ -21,8 +21,13 @@ internal static partial class Libc
     private const int EfdNonblock = 0x800;
     private const int EfdCloexec = 0x80000;
 
+    public const int Sigkill = 9;
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial int eventfd(uint initval, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint read(SafeFileHandle fd, out ulong value, nint count);
@@ -35,6 +40,9 @@ internal static partial class Libc
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, int owner, int group);
+
+    /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; a process already gone is not an error.</summary>
+    public static void Kill(int pid, int signal) => _ = kill(pid, signal);
 
     /// <summary>A non-blocking eventfd (counter starting at 0), closed on exec.</summary>
     public static SafeFileHandle CreateEventFd()
