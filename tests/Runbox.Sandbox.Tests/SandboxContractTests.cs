@@ -230,6 +230,29 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
     }
 
     [Fact]
+    public async Task RunAsync_ForksPastProcessLimit_FailAndTheErrorSaysWhy()
+    {
+        var limits = FixtureLimits() with { Processes = 8 };
+        var source = """
+            import os, sys, time
+            try:
+                for _ in range(50):
+                    if os.fork() == 0:
+                        time.sleep(5)
+                        os._exit(0)
+            except OSError as e:
+                print("fork failed", e.errno)
+                sys.exit(3)
+            """;
+
+        var result = await Fixture.RunAsync("python", source, limits: limits);
+
+        Assert.Equal(Verdict.RuntimeError, result.Verdict);
+        Assert.Equal("fork failed 11\n", result.Stdout);
+        Assert.Equal("the program reached its process limit (8); forks past it failed", result.Error);
+    }
+
+    [Fact]
     public async Task RunAsync_OutputFlood_ReturnsOutputLimitWithPartialOutput()
     {
         var limits = FixtureLimits() with { OutputBytes = 32 << 10 };
