@@ -179,6 +179,10 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     // hierarchy, so removal goes through all of them.
     private static readonly string[] Controllers = ["memory", "pids", "cpu", "cpuacct"];
 
+    // Hierarchies are mounted once (scripts/host-setup, before the service starts): listed on first use,
+    // not on every run's removal.
+    private string[]? _hierarchies;
+
     public override string Version => "v1";
 
     public override CgroupStats Read(string path, long oomEvents) => new(
@@ -192,10 +196,11 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     public override TimeSpan ReadCpuTime(string path) =>
         TimeSpan.FromTicks(ReadNumber(Path.Combine(Dir("cpuacct", path), "cpuacct.usage")) / 100);
 
-    public override IEnumerable<string> Directories(string path) =>
-        Directory.Exists(Root)
-            ? Directory.EnumerateDirectories(Root).Select(hierarchy => Path.Combine(hierarchy, path.TrimStart('/'))).Where(Directory.Exists)
-            : [];
+    public override IEnumerable<string> Directories(string path)
+    {
+        _hierarchies ??= Directory.Exists(Root) ? Directory.GetDirectories(Root) : [];
+        return _hierarchies.Select(hierarchy => Path.Combine(hierarchy, path.TrimStart('/'))).Where(Directory.Exists);
+    }
 
     protected override OomEventCounter? Configure(string path, CgroupLimits limits)
     {
@@ -223,6 +228,9 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
 {
     private const string Controllers = "+cpu +memory +pids";
 
+    // Every run cgroup has the same parent; its controllers are enabled once, not on every run.
+    private string? _enabledParent;
+
     public override string Version => "v2";
 
     public override CgroupStats Read(string path, long oomEvents)
@@ -247,15 +255,12 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
 
     protected override OomEventCounter? Configure(string path, CgroupLimits limits)
     {
-        // Controllers reach a cgroup only when every ancestor enables them for its children.
-        var ancestor = Root;
-        foreach (var part in Path.GetDirectoryName(path.TrimStart('/'))!.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        var parent = Path.GetDirectoryName(path.TrimStart('/'))!;
+        if (parent != _enabledParent)
         {
-            WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
-            ancestor = Path.Combine(ancestor, part);
-            Directory.CreateDirectory(ancestor);
+            EnableControllersDownTo(parent);
+            _enabledParent = parent;
         }
-        WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
         var dir = Dir("", path);
         Directory.CreateDirectory(dir);
         WriteValue(Path.Combine(dir, "memory.max"), Text(limits.MemoryBytes));
@@ -263,5 +268,18 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
         WriteValue(Path.Combine(dir, "pids.max"), Text(limits.Processes));
         WriteValue(Path.Combine(dir, "cpu.max"), $"{Text((long)(limits.Cpus * CpuPeriodMicroseconds))} {Text(CpuPeriodMicroseconds)}");
         return null;
+    }
+
+    /// <summary>Controllers reach a cgroup only when every ancestor enables them for its children.</summary>
+    private void EnableControllersDownTo(string parent)
+    {
+        var ancestor = Root;
+        foreach (var part in parent.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
+            ancestor = Path.Combine(ancestor, part);
+            Directory.CreateDirectory(ancestor);
+        }
+        WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
     }
 }
