@@ -47,6 +47,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// <summary><c>crun</c> or <c>runc</c>: the runtime chosen at startup.</summary>
     public string RuntimeName => Current.Runner.Runtime.Name;
 
+    /// <summary>The runtime binary this sandbox calls (a read-only mount of it, normally).</summary>
+    internal string RuntimePath => Current.Runner.Runtime.Path;
+
     /// <summary>Where the run folders are (tests look for leftovers there).</summary>
     internal string RunsDirectory => Current.RunsDirectory;
 

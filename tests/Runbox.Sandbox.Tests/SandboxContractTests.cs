@@ -467,6 +467,17 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
     }
 
     [Fact]
+    public void Runtime_IsCalledThroughAReadOnlyMountOfItsBinary()
+    {
+        var path = Fixture.Sandbox.RuntimePath;
+
+        Assert.Equal(Path.Combine(Fixture.StateDirectory, "bin", Fixture.Runtime), path);
+        // What a container reaching the runtime's /proc/self/exe would try (CVE-2019-5736).
+        var error = Assert.ThrowsAny<IOException>(() => new FileStream(path, FileMode.Open, FileAccess.Write).Dispose());
+        Assert.Contains("Read-only file system", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task RunAsync_UnknownLanguage_ReturnsInternalError()
     {
         var result = await Fixture.RunAsync("cobol", "DISPLAY 'HI'.");
