@@ -1,4 +1,5 @@
 using Runbox.Core.Tasks;
+using Runbox.Tests.Shared;
 
 namespace Runbox.Core.Tests;
 
@@ -17,28 +18,15 @@ public class TaskStateMachineTests
         (TaskStatus.Timeout, TaskStatus.Pending),
     ];
 
-    public static TheoryData<TaskStatus, TaskStatus> EveryCell()
-    {
-        var data = new TheoryData<TaskStatus, TaskStatus>();
-        foreach (var from in Enum.GetValues<TaskStatus>())
-        {
-            foreach (var to in Enum.GetValues<TaskStatus>())
-            {
-                data.Add(from, to);
-            }
-        }
-        return data;
-    }
-
     [Theory]
-    [MemberData(nameof(EveryCell))]
+    [MemberData(nameof(StatusPairs.EveryCell), MemberType = typeof(StatusPairs))]
     public void CanTransition_EveryCell_MatchesContractTable(TaskStatus from, TaskStatus to)
     {
         Assert.Equal(Expected.Contains((from, to)), TaskStateMachine.CanTransition(from, to));
     }
 
     [Theory]
-    [MemberData(nameof(EveryCell))]
+    [MemberData(nameof(StatusPairs.EveryCell), MemberType = typeof(StatusPairs))]
     public void EnsureAllowed_EveryCell_ThrowsOnlyForRefused(TaskStatus from, TaskStatus to)
     {
         if (Expected.Contains((from, to)))

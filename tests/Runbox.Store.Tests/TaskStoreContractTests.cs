@@ -3,6 +3,7 @@ using Runbox.Core.Execution;
 using Runbox.Core.Retry;
 using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
+using Runbox.Tests.Shared;
 
 namespace Runbox.Store.Tests;
 
@@ -62,19 +63,6 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
         await Store.DisposeAsync();
         await DropDatabaseAsync();
         GC.SuppressFinalize(this);
-    }
-
-    public static TheoryData<TaskStatus, TaskStatus> EveryCell()
-    {
-        var data = new TheoryData<TaskStatus, TaskStatus>();
-        foreach (var from in Enum.GetValues<TaskStatus>())
-        {
-            foreach (var to in Enum.GetValues<TaskStatus>())
-            {
-                data.Add(from, to);
-            }
-        }
-        return data;
     }
 
     [Fact]
@@ -198,7 +186,7 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
     }
 
     [Theory]
-    [MemberData(nameof(EveryCell))]
+    [MemberData(nameof(StatusPairs.EveryCell), MemberType = typeof(StatusPairs))]
     public async Task TransitionAsync_EveryCell_FollowsStateMachine(TaskStatus from, TaskStatus to)
     {
         var task = await ReachAsync(from);
