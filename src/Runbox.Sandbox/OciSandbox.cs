@@ -83,11 +83,13 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         }
 
         var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
+        // The first container's launch turn comes before /work is mounted (see RunDirectory).
+        using var turn = await started.Runner.WaitForLaunchTurnAsync();
         var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, spec.Limits.DiskBytes);
         try
         {
             run.WriteFiles(language.Info.SourceFile, spec.Source, spec.Files);
-            var result = await CompileAndRunAsync(started.Runner, run, runId, language, spec, output, cancellationToken);
+            var result = await CompileAndRunAsync(started.Runner, run, runId, language, spec, output, turn, cancellationToken);
             Log.RunFinished(_logger, runId, spec.Language, result.Verdict.ToWire(), (long)result.WallTime.TotalMilliseconds);
             return result;
         }
@@ -112,13 +114,16 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     {
         var started = await _startup.Value;
         var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
+        using var turn = await started.Runner.WaitForLaunchTurnAsync();
         using var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, limits.DiskBytes);
         var outcome = await started.Runner.RunAsync(
             Container(run, runId + "-r", "run", command, limits.MemoryBytes, limits.Processes, limits.DiskBytes, limits.CpuTime),
             ReadOnlyMemory<byte>.Empty,
             new WatchLimits(limits.WallTime, limits.CpuTime, limits.OutputBytes),
             NullOutputSink.Instance,
-            cancellationToken);
+            cancellationToken,
+            run.DetachWork,
+            turn);
         return outcome.ExitCode == 0
             ? outcome.WallTime
             : throw new SandboxException($"{string.Join(' ', command)} exited with {outcome.ExitCode}: {Encoding.UTF8.GetString(outcome.Stderr.Span)}");
@@ -134,16 +139,20 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         await ((Task)_startup.Value).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (_startup.Value.IsCompletedSuccessfully)
         {
+            var started = _startup.Value.Result;
             UnmountRuntimeBinaries();
-            _startup.Value.Result.Live.UnmountIfIdle();
-            await _startup.Value.Result.Lock.DisposeAsync();
+            started.Placement?.Dispose();
+            started.Live.UnmountIfIdle();
+            await started.Lock.DisposeAsync();
         }
     }
 
     private async Task<ExecutionResult> CompileAndRunAsync(
-        ContainerRunner runner, RunDirectory run, string runId, Language language, TaskSpec spec, IOutputSink output, CancellationToken cancellationToken)
+        ContainerRunner runner, RunDirectory run, string runId, Language language, TaskSpec spec, IOutputSink output, LaunchTurn turn, CancellationToken cancellationToken)
     {
         CompileResult? compile = null;
+        // The turn taken before /work was mounted belongs to the first container; a second waits for its own.
+        LaunchTurn? firstTurn = turn;
         if (language.Compile is { } compileCommand)
         {
             var limits = _options.Compile;
@@ -152,7 +161,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                 ReadOnlyMemory<byte>.Empty,
                 new WatchLimits(limits.WallTime, limits.CpuTime, limits.OutputBytes),
                 NullOutputSink.Instance,
-                cancellationToken);
+                cancellationToken,
+                turn: firstTurn);
+            firstTurn = null;
             var compileVerdict = VerdictRules.Decide(outcome.Stop, outcome.Stats.OomKills, outcome.Stats.CpuTime, limits.CpuTime, outcome.ExitCode, outcome.Signal);
             var text = Encoding.UTF8.GetString(outcome.Stdout.Span) + Encoding.UTF8.GetString(outcome.Stderr.Span);
             if (compileVerdict is Verdict.TimeLimit or Verdict.MemoryLimit or Verdict.OutputLimit)
@@ -188,14 +199,16 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             Encoding.UTF8.GetBytes(spec.Stdin),
             new WatchLimits(limitsOfRun.WallTime, limitsOfRun.CpuTime, limitsOfRun.OutputBytes),
             output,
-            cancellationToken);
+            cancellationToken,
+            // The last container of the run is up: /work leaves the host's mount table (see RunDirectory).
+            run.DetachWork,
+            firstTurn);
         var verdict = VerdictRules.Decide(result.Stop, result.Stats.OomKills, result.Stats.CpuTime, limitsOfRun.CpuTime, result.ExitCode, result.Signal);
         return new ExecutionResult
         {
             Verdict = verdict,
-            // A failed fork explains many failures that the exit code alone does not. (The cgroup's limit
-            // counts tini too, hence the +1.)
-            Error = verdict != Verdict.Ok && result.Stats.ProcessesPeak >= limitsOfRun.Processes + 1
+            // A failed fork explains many failures that the exit code alone does not.
+            Error = verdict != Verdict.Ok && result.ReachedProcessLimit
                 ? $"the program reached its process limit ({limitsOfRun.Processes}); forks past it failed"
                 : null,
             ExitCode = result.ExitCode,
@@ -220,8 +233,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         WorkDirectory = run.WorkPath,
         Command = command,
         MemoryBytes = memoryBytes,
-        // tini is one of the container's processes.
-        Processes = processes + 1,
+        Processes = processes,
         DiskBytes = diskBytes,
         CgroupPath = OciBundleBuilder.CgroupParent + "/" + containerId,
     };
@@ -252,10 +264,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             Directory.CreateDirectory(live.RunsDirectory);
 
             var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
-            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, live);
+            var (runner, placement) = await SelectRuntimeAsync(candidates, rootfs, cgroups, live);
             var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
             Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
-            return new Started(runner, catalog, live, stateLock);
+            return new Started(runner, placement, catalog, live, stateLock);
         }
         catch
         {
@@ -271,7 +283,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// hybrid cgroup hosts that scripts/host-setup has not fixed, which only shows when a container starts.
     /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
     /// </summary>
-    private async Task<ContainerRunner> SelectRuntimeAsync(
+    private async Task<(ContainerRunner Runner, CgroupPlacement? Placement)> SelectRuntimeAsync(
         IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, LiveFolder live)
     {
         var runsDirectory = live.RunsDirectory;
@@ -279,10 +291,17 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         foreach (var (name, path) in candidates)
         {
             var runtime = ReadOnlyRuntime(name, path, live.RuntimeRoot);
+            CgroupPlacement? placement = null;
             try
             {
-                var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, runsDirectory);
-                var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _time, _options);
+                // Where the host allows it, containers start inside their run cgroup and the runtime creates none.
+                placement = runtime.CanRunWithoutCgroupManager ? CreatePlacement(cgroups) : null;
+                if (placement is not null)
+                {
+                    runtime = runtime.WithoutCgroupManager();
+                }
+                var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, placement, runsDirectory);
+                var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _time, _options, placement);
                 if (compiled is not null)
                 {
                     // Prove that this crun honours the annotation before relying on it.
@@ -296,11 +315,13 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                 var why = _options.Runtime != SandboxOptions.AutoRuntime ? "as configured; a test container ran with seccomp active"
                     : reasons.Count == 0 ? "preferred, and a test container ran with seccomp active"
                     : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
+                why += placement is null ? "; it manages each container's cgroups" : "; containers start inside their run cgroup, the runtime creates none";
                 Log.RuntimeSelected(_logger, name, path, await runtime.VersionAsync(), why);
-                return runner;
+                return (runner, placement);
             }
             catch (SandboxException e)
             {
+                placement?.Dispose();
                 Log.RuntimeRejected(_logger, name, e.Message);
                 reasons.Add($"{name} failed: {e.Message}");
             }
@@ -308,6 +329,21 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         throw new SandboxException(candidates.Count == 0
             ? $"no OCI runtime found for '{_options.Runtime}' (install crun or runc: scripts/host-setup)"
             : "no OCI runtime can run containers on this host: " + string.Join("; ", reasons));
+    }
+
+    /// <exception cref="SandboxException">cgroupfs refused the device cgroup.</exception>
+    private CgroupPlacement? CreatePlacement(Cgroupfs cgroups)
+    {
+        try
+        {
+            // The instance's own cgroup, not a run's: its name lacks the runs' trailing dash, so the leftover
+            // cleaning leaves it (a new start takes it over) and the runs' names never clash with it.
+            return cgroups.CreatePlacement(OciBundleBuilder.CgroupParent + "/" + ContainerPrefix.TrimEnd('-'));
+        }
+        catch (IOException e)
+        {
+            throw new SandboxException($"the device cgroup for containers could not be created: {e.Message}", e);
+        }
     }
 
     /// <summary>The runtime called through a read-only mount of its binary (see ReadOnlyBinary), or in place if that fails.</summary>
@@ -337,10 +373,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>
-    private async Task<byte[]?> ProbeAsync(OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, string runsDirectory)
+    private async Task<byte[]?> ProbeAsync(OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, CgroupPlacement? placement, string runsDirectory)
     {
         byte[]? compiled = null;
-        var runner = new ContainerRunner(runtime, builder, cgroups, _time, _options);
+        var runner = new ContainerRunner(runtime, builder, cgroups, _time, _options, placement);
         await ProbeAsync(runner, runsDirectory, containerId =>
         {
             if (runtime.TakesPrecompiledSeccomp)
@@ -403,7 +439,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         return folders.Select(folder => Path.Combine(folder, name)).FirstOrDefault(File.Exists);
     }
 
-    private sealed record Started(ContainerRunner Runner, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
+    private sealed record Started(ContainerRunner Runner, CgroupPlacement? Placement, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
     {
         public string RunsDirectory => Live.RunsDirectory;
     }

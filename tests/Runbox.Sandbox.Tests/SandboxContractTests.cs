@@ -325,14 +325,14 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
             for path in /etc/shadow /root {Fixture.StateDirectory} {otherRun}; do
               if cat "$path" >/dev/null 2>&1 || ls "$path" >/dev/null 2>&1; then echo "readable $path"; else echo "denied $path"; fi
             done
-            # PID 1 here is tini in the container's own pid namespace, not the host's init.
+            # PID 1 here is tini (the static build of Debian's package) in the container's own pid namespace, not the host's init.
             tr '\0' ' ' </proc/1/cmdline; echo
             """;
 
         var result = await Fixture.RunAsync("bash", source);
 
         Assert.Equal(
-            $"denied /etc/shadow\ndenied /root\ndenied {Fixture.StateDirectory}\ndenied {otherRun}\n/usr/bin/tini -- /usr/bin/bash main.sh \n",
+            $"denied /etc/shadow\ndenied /root\ndenied {Fixture.StateDirectory}\ndenied {otherRun}\n/usr/bin/tini-static -- /usr/bin/bash main.sh \n",
             result.Stdout);
     }
 
@@ -456,6 +456,38 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
     }
 
     [Fact]
+    public async Task RunAsync_WhileTheProgramRuns_ItsWorkIsNotOnTheHostsMountTable()
+    {
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // The sandbox writes stdin once the container is up and /work detached, so "up" comes after that;
+        // the mount table is read while the program sleeps after it.
+        var run = Fixture.Sandbox.RunAsync(
+            SandboxFixture.Spec("bash", "read -r _; echo kept > out/kept.txt; echo up; sleep 1; cat main.sh >/dev/null && echo still readable", stdin: "go\n"),
+            new SignalOnOutput(running), TestContext.Current.CancellationToken);
+        await running.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        var mounts = await File.ReadAllTextAsync("/proc/self/mountinfo", TestContext.Current.CancellationToken);
+        var result = await run;
+
+        Assert.DoesNotContain(Fixture.Sandbox.RunsDirectory + "/", mounts, StringComparison.Ordinal);
+        // The container still has its /work, and the service still reads what the program left in it.
+        Assert.Equal("up\nstill readable\n", result.Stdout);
+        Assert.Equal(["kept.txt"], result.Artifacts.Select(a => a.Name));
+    }
+
+    [Fact]
+    public async Task RunAsync_Afterwards_NoThreadOfTheServiceIsInARunCgroup()
+    {
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Fixture.RunAsync("bash", "true")));
+
+        var placed = Directory.EnumerateDirectories("/proc/self/task")
+            .Select(task => File.ReadAllText(Path.Combine(task, "cgroup")))
+            .Where(cgroups => cgroups.Contains("/runbox", StringComparison.Ordinal))
+            .ToList();
+        Assert.Empty(placed);
+    }
+
+    [Fact]
     public async Task RunAsync_OutputSink_ReceivesOutputWhileRunning()
     {
         var sink = new RecordingSink();
@@ -531,7 +563,7 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
         }
     }
 
-    private sealed class SignalOnOutput(TaskCompletionSource signal) : IOutputSink
+    protected sealed class SignalOnOutput(TaskCompletionSource signal) : IOutputSink
     {
         public ValueTask WriteAsync(OutputStream stream, ReadOnlyMemory<byte> chunk, CancellationToken cancellationToken)
         {
@@ -563,6 +595,37 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
     }
 }
 
-public sealed class CrunSandboxTests(CrunFixture fixture) : SandboxContractTests(fixture), IClassFixture<CrunFixture>;
+public sealed class CrunSandboxTests(CrunFixture fixture) : SandboxContractTests(fixture), IClassFixture<CrunFixture>
+{
+    /// <summary>
+    /// crun on a cgroup v1 host (this one) starts inside the run's cgroup and creates none itself
+    /// (CgroupPlacement); the container still gets the device allowlist a runtime would have given it.
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_OnCgroupV1_TheContainerStaysInTheRunCgroupWithTheDeviceAllowlist()
+    {
+        Assert.Equal("v1", Cgroups.Cgroupfs.Detect().Version);
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var prefix = Fixture.Sandbox.ContainerPrefix;
+
+        var run = Fixture.Sandbox.RunAsync(SandboxFixture.Spec("bash", "sleep 1 & echo up; wait"), new SignalOnOutput(running), TestContext.Current.CancellationToken);
+        await running.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        var runCgroup = Assert.Single(Directory.GetDirectories("/sys/fs/cgroup/memory/runbox", prefix + "*"));
+        var members = (await File.ReadAllLinesAsync(Path.Combine(runCgroup, "cgroup.procs"), TestContext.Current.CancellationToken)).ToList();
+        var devicesOfMembers = members.Select(pid => File.ReadAllLines($"/proc/{pid}/cgroup").Single(line => line.Contains(":devices:", StringComparison.Ordinal))).Distinct().ToList();
+        var freezerRuns = Directory.Exists("/sys/fs/cgroup/freezer/runbox") ? Directory.GetDirectories("/sys/fs/cgroup/freezer/runbox", prefix + "*") : [];
+        var result = await run;
+
+        Assert.Equal(Verdict.Ok, result.Verdict);
+        // The runtime, tini, bash and sleep.
+        Assert.Equal(4, members.Count);
+        var devices = Assert.Single(devicesOfMembers).Split(':', 3)[2];
+        Assert.Equal("/runbox/" + prefix.TrimEnd('-'), devices);
+        var allowed = await File.ReadAllLinesAsync($"/sys/fs/cgroup/devices{devices}/devices.list", TestContext.Current.CancellationToken);
+        Assert.Contains("c 1:3 rwm", allowed);
+        Assert.DoesNotContain("a *:* rwm", allowed);
+        Assert.Empty(freezerRuns);
+    }
+}
 
 public sealed class RuncSandboxTests(RuncFixture fixture) : SandboxContractTests(fixture), IClassFixture<RuncFixture>;

@@ -12,6 +12,8 @@ internal sealed record ContainerSpec
     public required string WorkDirectory { get; init; }
     public required IReadOnlyList<string> Command { get; init; }
     public required long MemoryBytes { get; init; }
+
+    /// <summary>The program's processes; the runner adds its own (tini, perhaps the runtime) to the limit.</summary>
     public required int Processes { get; init; }
 
     /// <summary>Size of the container's own /tmp tmpfs and the largest file it may write (RLIMIT_FSIZE).</summary>
@@ -51,6 +53,12 @@ internal sealed class OciBundleBuilder
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
     private static readonly string[] Environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp"];
+
+    /// <summary>
+    /// Debian's tini package has a static build next to the dynamic one: it starts without the dynamic
+    /// loader's work, which every container pays for (about 0.3 ms of CPU each). /usr is bound as it is.
+    /// </summary>
+    private static readonly string Init = File.Exists("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini";
 
     private readonly SandboxRootfs _rootfs;
     private readonly int _uid;
@@ -116,7 +124,7 @@ internal sealed class OciBundleBuilder
         json.WriteStartArray("args");
         // tini as PID 1 forwards SIGTERM (the kernel drops unhandled signals to a namespace's init) and
         // reaps orphans. It parses options anywhere in argv, so "--" ends them before the program's own.
-        json.WriteStringValue("/usr/bin/tini");
+        json.WriteStringValue(Init);
         json.WriteStringValue("--");
         foreach (var arg in spec.Command)
         {

@@ -59,6 +59,14 @@ internal abstract class Cgroupfs(string root)
     /// </summary>
     public abstract CgroupStats Read(string path, long oomEvents);
 
+    /// <summary>
+    /// Prepares starting the runtime inside run cgroups (see <see cref="CgroupPlacement"/>), with a device
+    /// cgroup at <paramref name="devicesPath"/>; null where a thread cannot sit in other cgroups than its
+    /// process (v2).
+    /// </summary>
+    /// <exception cref="IOException">cgroupfs refused the device cgroup.</exception>
+    public virtual CgroupPlacement? CreatePlacement(string devicesPath) => null;
+
     /// <summary>CPU time used so far, for the CPU-time watchdog.</summary>
     public abstract TimeSpan ReadCpuTime(string path);
 
@@ -153,7 +161,9 @@ internal abstract class Cgroupfs(string root)
         var members = TryRead(Path.Combine(directory, "cgroup.procs")) ?? "";
         foreach (var line in members.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
-            if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            // This service's own threads pass through run cgroups to start runtimes (CgroupPlacement);
+            // it never kills itself.
+            if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid != Environment.ProcessId)
             {
                 Libc.Kill(pid, Libc.Sigkill);
             }
@@ -192,6 +202,8 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
         OomKills: oomEvents,
         CpuTime: ReadCpuTime(path),
         ProcessesPeak: ReadNumber(Path.Combine(Dir("pids", path), "pids.peak")));
+
+    public override CgroupPlacement CreatePlacement(string devicesPath) => CgroupPlacement.Create(Root, Controllers, devicesPath);
 
     public override TimeSpan ReadCpuTime(string path) =>
         TimeSpan.FromTicks(ReadNumber(Path.Combine(Dir("cpuacct", path), "cpuacct.usage")) / 100);

@@ -30,15 +30,20 @@ internal sealed record ContainerOutcome
     public required TimeSpan WallTime { get; init; }
     public required CgroupStats Stats { get; init; }
     public required StopReason Stop { get; init; }
+
+    /// <summary>The container had as many processes as its limit allows at some point: a fork may have failed for it.</summary>
+    public bool ReachedProcessLimit { get; init; }
 }
 
 /// <summary>
 /// One container's whole life: the run's cgroup with its limits → bundle → <c>run</c> (with our pipes) →
 /// watch → stop (TERM, grace, KILL of every process) → exit code → the run cgroup's counters → the run
 /// cgroup removed. The runtime removes the container and its own cgroup when <c>run</c> ends; this class
-/// makes sure it ends on every path out of <see cref="RunAsync"/>, exceptions included.
+/// makes sure it ends on every path out of <see cref="RunAsync"/>, exceptions included. With a
+/// <paramref name="placement"/> the runtime starts inside the run cgroup and creates no cgroup of its own.
 /// </summary>
-internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundles, Cgroupfs cgroupfs, TimeProvider time, SandboxOptions options)
+internal sealed class ContainerRunner(
+    OciRuntime runtime, OciBundleBuilder bundles, Cgroupfs cgroupfs, TimeProvider time, SandboxOptions options, CgroupPlacement? placement)
 {
     /// <summary>After init's death the kernel kills the rest of the pid namespace, so the pipes close at once.</summary>
     private static readonly TimeSpan PipeDrainTimeout = TimeSpan.FromSeconds(5);
@@ -57,8 +62,28 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
     public OciRuntime Runtime => runtime;
 
     /// <summary>
+    /// Processes in the run's cgroup besides the program's own: tini, and the runtime itself when it was
+    /// started inside the cgroup. The pids limit allows for them, so the program gets all of its own.
+    /// </summary>
+    private int OwnProcesses { get; } = placement is null == runtime.ManagesCgroups
+        ? placement is null ? 1 : 2
+        : throw new ArgumentException("a runtime without a cgroup manager needs a placement, and only it", nameof(placement));
+
+    /// <summary>
+    /// Waits for a turn to set up a container (see the launch limit above). A run takes the turn of its first
+    /// container before it mounts its /work, so that only runs being set up have a mount on the host
+    /// (see RunDirectory); <see cref="RunAsync"/> takes a turn itself when it is given none.
+    /// </summary>
+    public async Task<LaunchTurn> WaitForLaunchTurnAsync()
+    {
+        await _launches.WaitAsync(CancellationToken.None);
+        return new LaunchTurn(_launches);
+    }
+
+    /// <summary>
     /// Runs the container to its end. <paramref name="onStarted"/> is called once the container is up,
     /// before its stdin is written (the runtime probe reads crun's compiled seccomp filter there).
+    /// <paramref name="turn"/>, a launch turn the caller already holds, is given up once the container is up.
     /// </summary>
     public async Task<ContainerOutcome> RunAsync(
         ContainerSpec spec,
@@ -66,17 +91,18 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         WatchLimits limits,
         IOutputSink sink,
         CancellationToken cancellationToken,
-        Action? onStarted = null)
+        Action? onStarted = null,
+        LaunchTurn? turn = null)
     {
         bundles.Write(spec);
         var pidFile = Path.Combine(spec.BundleDirectory, "pid");
         var logFile = Path.Combine(spec.BundleDirectory, "runtime.log");
         var stop = new TaskCompletionSource<StopReason>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, spec.Processes, options.Cpus));
+        var processLimit = spec.Processes + OwnProcesses;
+        using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus));
 
-        await _launches.WaitAsync(CancellationToken.None);
-        var launchHeld = true;
-        using var run = StartRunOrRelease(spec, pidFile, logFile);
+        using var launch = turn ?? await WaitForLaunchTurnAsync();
+        using var run = StartRun(spec, cgroup, pidFile, logFile);
         // The wall clock starts at the launch, so it never reads less than the program took; the launch
         // turn keeps the setup it includes short (milliseconds) even under load.
         var started = time.GetTimestamp();
@@ -91,8 +117,7 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
             using var wallTimer = time.CreateTimer(_ => stop.TrySetResult(StopReason.WallTime), null, limits.WallTime, Timeout.InfiniteTimeSpan);
             using var cancellation = cancellationToken.Register(() => stop.TrySetResult(StopReason.Cancelled));
             var up = await WaitForStartAsync(pidFile, exit);
-            _launches.Release();
-            launchHeld = false;
+            launch.Dispose();
             if (!up)
             {
                 throw new SandboxException($"{runtime.Name} run failed with exit code {run.ExitCode}: {ReadLog(logFile)}");
@@ -114,10 +139,7 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         }
         finally
         {
-            if (launchHeld)
-            {
-                _launches.Release();
-            }
+            launch.Dispose();
             if (!exit.IsCompleted)
             {
                 await runtime.KillAsync(spec.ContainerId, "KILL", all: true);
@@ -156,6 +178,7 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
             WallTime = wallTime,
             Stats = stats,
             Stop = stop.Task.IsCompleted ? stop.Task.Result : StopReason.None,
+            ReachedProcessLimit = stats.ProcessesPeak >= processLimit,
         };
     }
 
@@ -181,16 +204,16 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         return true;
     }
 
-    private System.Diagnostics.Process StartRunOrRelease(ContainerSpec spec, string pidFile, string logFile)
+    private System.Diagnostics.Process StartRun(ContainerSpec spec, RunCgroup cgroup, string pidFile, string logFile)
     {
-        try
+        if (placement is null)
         {
             return runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
         }
-        catch
+        // Synchronous from here to the end of the scope: the thread that entered the cgroup must leave it.
+        using (placement.Enter(cgroup.Path))
         {
-            _launches.Release();
-            throw;
+            return runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
         }
     }
 
@@ -263,6 +286,20 @@ internal sealed class ContainerRunner(OciRuntime runtime, OciBundleBuilder bundl
         catch (IOException)
         {
             return NoLog;
+        }
+    }
+}
+
+/// <summary>A turn to set up a container (<see cref="ContainerRunner.WaitForLaunchTurnAsync"/>); disposing gives it up, once.</summary>
+internal sealed class LaunchTurn(SemaphoreSlim launches) : IDisposable
+{
+    private int _given;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _given, 1) == 0)
+        {
+            launches.Release();
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using Runbox.Core.Execution;
 using Runbox.Core.Tasks;
 using Runbox.Sandbox.Native;
@@ -10,25 +11,43 @@ namespace Runbox.Sandbox.Execution;
 /// The host side of one run: <c>runs/&lt;id&gt;/</c> holding the bundles, and <c>work/</c>, a tmpfs of the
 /// run's disk size mounted on the host and bound as /work into the compile and the run container.
 /// A tmpfs enforces the size for everything written (a bind of the host disk would only be capped per
-/// file by RLIMIT_FSIZE), costs one mount call, and vanishes with one unmount.
+/// file by RLIMIT_FSIZE), costs one mount call, and vanishes with its last user.
 /// </summary>
+/// <remarks>
+/// The mount stays on the host only until the last container is up (<see cref="DetachWork"/>): each new
+/// container copies the host's mount table, so a mount per running task made every launch slower as more
+/// ran (at 1,000 concurrent runs, a fifth of all CPU went with them; docs/benchmarks.md). Detached, the
+/// tmpfs lives on in the container's own bind of it, and the service reaches it through a handle it
+/// opened while it was mounted: that is how the artifacts are read after the run.
+/// </remarks>
 internal sealed class RunDirectory : IDisposable
 {
     private const UnixFileMode ReadableFile = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
     private const int MaxInodes = 16_384;
 
     private readonly int _uid;
+    private readonly string _mountPoint;
+    private SafeFileHandle? _work;
+    private bool _detached;
 
     private RunDirectory(string path, int uid)
     {
         Path = path;
         _uid = uid;
-        WorkPath = System.IO.Path.Combine(path, "work");
+        _mountPoint = System.IO.Path.Combine(path, "work");
     }
 
     public string Path { get; }
-    public string WorkPath { get; }
-    public string OutPath => System.IO.Path.Combine(WorkPath, "out");
+
+    /// <summary>Where /work is mounted on the host, to bind into a container; gone once detached.</summary>
+    public string WorkPath => _detached
+        ? throw new InvalidOperationException("/work was detached from the host: no container can bind it any more")
+        : _mountPoint;
+
+    /// <summary>/work/out, as the host reaches it (through the handle once detached).</summary>
+    public string OutPath => System.IO.Path.Combine(_detached ? HandlePath : _mountPoint, "out");
+
+    private string HandlePath => "/proc/self/fd/" + _work!.DangerousGetHandle().ToString(CultureInfo.InvariantCulture);
 
     public static RunDirectory Create(string runsDirectory, string runId, int uid, long diskBytes)
     {
@@ -37,8 +56,9 @@ internal sealed class RunDirectory : IDisposable
         try
         {
             var size = diskBytes.ToString(CultureInfo.InvariantCulture);
-            Libc.MountTmpfs(run.WorkPath, Libc.MsNosuid | Libc.MsNodev,
+            Libc.MountTmpfs(run._mountPoint, Libc.MsNosuid | Libc.MsNodev,
                 $"size={size},nr_inodes={MaxInodes},mode=0755,uid={uid},gid={uid}");
+            run._work = Libc.OpenFolderPath(run._mountPoint);
             Directory.CreateDirectory(run.OutPath);
             Libc.ChangeOwner(run.OutPath, uid, uid);
         }
@@ -118,8 +138,22 @@ internal sealed class RunDirectory : IDisposable
         return artifacts;
     }
 
-    /// <summary>Unmounts /work and deletes the folder; safe to call for a half-created run.</summary>
-    public void Dispose() => Remove(Path);
+    /// <summary>
+    /// Takes /work off the host's mount table; call once the last container that needs it is up (it keeps
+    /// its own bind). Files stay reachable through <see cref="OutPath"/> until dispose.
+    /// </summary>
+    public void DetachWork()
+    {
+        Libc.Unmount(_mountPoint);
+        _detached = true;
+    }
+
+    /// <summary>Unmounts /work, lets go of it and deletes the folder; safe to call for a half-created run.</summary>
+    public void Dispose()
+    {
+        _work?.Dispose();
+        Remove(Path);
+    }
 
     /// <summary>Removes a run folder, also one a crashed process left behind.</summary>
     public static void Remove(string path)

@@ -18,6 +18,10 @@ internal static partial class Libc
     private const ulong MsRemount = 32;
     private const ulong MsBind = 4096;
 
+    private const int OPath = 0x200000;
+    private const int ODirectory = 0x10000;
+    private const int OCloexec = 0x80000;
+
     private const int EfdNonblock = 0x800;
     private const int EfdCloexec = 0x80000;
 
@@ -29,6 +33,9 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int signal);
 
+    [LibraryImport("libc")]
+    private static partial int gettid();
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint read(SafeFileHandle fd, out ulong value, nint count);
 
@@ -38,11 +45,17 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int umount2(string target, int flags);
 
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open_path(string path, int flags);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, int owner, int group);
 
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; a process already gone is not an error.</summary>
     public static void Kill(int pid, int signal) => _ = kill(pid, signal);
+
+    /// <summary>The calling thread's kernel id (what cgroup v1's <c>tasks</c> files take).</summary>
+    public static int GetThreadId() => gettid();
 
     /// <summary>A non-blocking eventfd (counter starting at 0), closed on exec.</summary>
     public static SafeFileHandle CreateEventFd()
@@ -70,6 +83,16 @@ internal static partial class Libc
                 throw new IOException($"read of an eventfd failed: errno {errno}");
             }
         }
+    }
+
+    /// <summary>
+    /// An O_PATH handle on a folder (closed on exec). Paths through <c>/proc/self/fd/N/</c> reach the folder's
+    /// contents for as long as it is open, even after the folder's mount has been detached from every path.
+    /// </summary>
+    public static SafeFileHandle OpenFolderPath(string path)
+    {
+        var fd = open_path(path, OPath | ODirectory | OCloexec);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw new IOException($"open {path} failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
     public static void MountTmpfs(string target, ulong flags, string data)

@@ -8,9 +8,11 @@ namespace Runbox.Sandbox.Runtime;
 /// cancellation token on purpose: a stop or delete must finish even when the caller gave up. The runtime
 /// keeps its containers' state in root (its <c>--root</c>; null for its default under /run). With
 /// readOnlyBinary, the path is a read-only mount of the binary (<see cref="ReadOnlyBinary"/>): the runtime
-/// is told so, and skips copying itself before each call.
+/// is told so, and skips copying itself before each call. Without <paramref name="managesCgroups"/> the
+/// runtime creates no cgroups: the caller starts it inside the cgroups the container is to have
+/// (<see cref="Cgroups.CgroupPlacement"/>).
 /// </summary>
-internal sealed class OciRuntime(string name, string path, string? root, ILogger logger, bool readOnlyBinary = false)
+internal sealed class OciRuntime(string name, string path, string? root, ILogger logger, bool readOnlyBinary = false, bool managesCgroups = true)
 {
     public const string Crun = "crun";
     public const string Runc = "runc";
@@ -29,6 +31,16 @@ internal sealed class OciRuntime(string name, string path, string? root, ILogger
 
     /// <summary>crun can take a precompiled seccomp filter (annotation run.oci.seccomp_bpf_data); runc cannot.</summary>
     public bool TakesPrecompiledSeccomp => Name == Crun;
+
+    /// <summary>crun can leave cgroups to its caller (<c>--cgroup-manager=disabled</c>); runc always manages them.</summary>
+    public bool CanRunWithoutCgroupManager => Name == Crun;
+
+    public bool ManagesCgroups { get; } = managesCgroups;
+
+    /// <summary>The same runtime, told to create no cgroups.</summary>
+    public OciRuntime WithoutCgroupManager() => CanRunWithoutCgroupManager
+        ? new(Name, Path, root, logger, readOnlyBinary, managesCgroups: false)
+        : throw new InvalidOperationException($"{Name} always manages cgroups");
 
     /// <summary>
     /// Starts <c>run</c> in the foreground with redirected stdio: the container's processes write to these
@@ -60,6 +72,15 @@ internal sealed class OciRuntime(string name, string path, string? root, ILogger
     /// <remarks>Fails harmlessly when the container has already stopped, so the result is only logged.</remarks>
     public async Task KillAsync(string containerId, string signal, bool all)
     {
+        if (all && !ManagesCgroups)
+        {
+            // Without its cgroup the runtime cannot list the container's processes, and `kill --all` signals
+            // none (crun 1.8.1 exits 0 having done nothing). SIGKILL to the init ends them all anyway: the
+            // kernel kills the rest of a pid namespace when its init dies.
+            all = signal == "KILL"
+                ? false
+                : throw new ArgumentException("only KILL reaches every process of a container without a cgroup manager", nameof(signal));
+        }
         var result = await RunAsync(all ? ["kill", "--all", containerId, signal] : ["kill", containerId, signal]);
         if (result.ExitCode != 0)
         {
@@ -137,6 +158,10 @@ internal sealed class OciRuntime(string name, string path, string? root, ILogger
             // A global option: it goes before the command.
             info.ArgumentList.Insert(0, root);
             info.ArgumentList.Insert(0, "--root");
+        }
+        if (!ManagesCgroups)
+        {
+            info.ArgumentList.Insert(0, "--cgroup-manager=disabled");
         }
         if (readOnlyBinary)
         {
