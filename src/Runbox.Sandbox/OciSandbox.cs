@@ -142,6 +142,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             var started = _startup.Value.Result;
             UnmountRuntimeBinaries();
             started.Placement?.Dispose();
+            started.PidFiles.Dispose();
             started.Live.UnmountIfIdle();
             await started.Lock.DisposeAsync();
         }
@@ -251,6 +252,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         {
             throw new SandboxException($"the sandbox state folder {_stateDirectory} is in use by another process", e);
         }
+        PidFileWatcher? pidFiles = null;
         try
         {
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
@@ -264,13 +266,15 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             Directory.CreateDirectory(live.RunsDirectory);
 
             var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
-            var (runner, placement) = await SelectRuntimeAsync(candidates, rootfs, cgroups, live);
+            pidFiles = new PidFileWatcher();
+            var (runner, placement) = await SelectRuntimeAsync(candidates, rootfs, cgroups, pidFiles, live);
             var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
             Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
-            return new Started(runner, placement, catalog, live, stateLock);
+            return new Started(runner, placement, pidFiles, catalog, live, stateLock);
         }
         catch
         {
+            pidFiles?.Dispose();
             UnmountRuntimeBinaries();
             LiveFolder.Of(_stateDirectory).UnmountIfIdle();
             await stateLock.DisposeAsync();
@@ -284,7 +288,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
     /// </summary>
     private async Task<(ContainerRunner Runner, CgroupPlacement? Placement)> SelectRuntimeAsync(
-        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, LiveFolder live)
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, LiveFolder live)
     {
         var runsDirectory = live.RunsDirectory;
         var reasons = new List<string>();
@@ -300,8 +304,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                 {
                     runtime = runtime.WithoutCgroupManager();
                 }
-                var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, placement, runsDirectory);
-                var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _time, _options, placement);
+                var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory);
+                var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, pidFiles, _time, _options, placement);
                 if (compiled is not null)
                 {
                     // Prove that this crun honours the annotation before relying on it.
@@ -373,10 +377,11 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>
-    private async Task<byte[]?> ProbeAsync(OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, CgroupPlacement? placement, string runsDirectory)
+    private async Task<byte[]?> ProbeAsync(
+        OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
     {
         byte[]? compiled = null;
-        var runner = new ContainerRunner(runtime, builder, cgroups, _time, _options, placement);
+        var runner = new ContainerRunner(runtime, builder, cgroups, pidFiles, _time, _options, placement);
         await ProbeAsync(runner, runsDirectory, containerId =>
         {
             if (runtime.TakesPrecompiledSeccomp)
@@ -439,7 +444,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         return folders.Select(folder => Path.Combine(folder, name)).FirstOrDefault(File.Exists);
     }
 
-    private sealed record Started(ContainerRunner Runner, CgroupPlacement? Placement, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
+    private sealed record Started(
+        ContainerRunner Runner, CgroupPlacement? Placement, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
     {
         public string RunsDirectory => Live.RunsDirectory;
     }

@@ -43,15 +43,26 @@ internal sealed record ContainerOutcome
 /// <paramref name="placement"/> the runtime starts inside the run cgroup and creates no cgroup of its own.
 /// </summary>
 internal sealed class ContainerRunner(
-    OciRuntime runtime, OciBundleBuilder bundles, Cgroupfs cgroupfs, TimeProvider time, SandboxOptions options, CgroupPlacement? placement)
+    OciRuntime runtime,
+    OciBundleBuilder bundles,
+    Cgroupfs cgroupfs,
+    PidFileWatcher pidFiles,
+    TimeProvider time,
+    SandboxOptions options,
+    CgroupPlacement? placement)
 {
     /// <summary>After init's death the kernel kills the rest of the pid namespace, so the pipes close at once.</summary>
     private static readonly TimeSpan PipeDrainTimeout = TimeSpan.FromSeconds(5);
 
     private static readonly TimeSpan MinCpuCheckInterval = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>How often a launch looks for the pid file that says the container is up.</summary>
-    private static readonly TimeSpan StartPollInterval = TimeSpan.FromMilliseconds(1);
+    /// <summary>
+    /// How often a launch looks for its pid file regardless of inotify (which tells at once, but drops
+    /// events when its queue overflows).
+    /// </summary>
+    private static readonly TimeSpan StartCheckInterval = TimeSpan.FromMilliseconds(100);
+
+    private static readonly Task Never = new TaskCompletionSource().Task;
 
     // Setting up a container is a short CPU burst in the runtime. Hundreds at once on a small machine left
     // Redis and this process so little CPU that heartbeats timed out and leases expired (1,000 concurrent
@@ -102,6 +113,7 @@ internal sealed class ContainerRunner(
         using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus));
 
         using var launch = turn ?? await WaitForLaunchTurnAsync();
+        using var pidFileWatch = pidFiles.Start(spec.BundleDirectory);
         using var run = StartRun(spec, cgroup, pidFile, logFile);
         // The wall clock starts at the launch, so it never reads less than the program took; the launch
         // turn keeps the setup it includes short (milliseconds) even under load.
@@ -116,7 +128,7 @@ internal sealed class ContainerRunner(
         {
             using var wallTimer = time.CreateTimer(_ => stop.TrySetResult(StopReason.WallTime), null, limits.WallTime, Timeout.InfiniteTimeSpan);
             using var cancellation = cancellationToken.Register(() => stop.TrySetResult(StopReason.Cancelled));
-            var up = await WaitForStartAsync(pidFile, exit);
+            var up = await WaitForStartAsync(pidFile, exit, pidFileWatch.Written);
             launch.Dispose();
             if (!up)
             {
@@ -191,7 +203,7 @@ internal sealed class ContainerRunner(
         code is > 128 and <= 128 + 31 ? (code, Signals.Name(code - 128)) : (code, null);
 
     /// <summary>True once the runtime has written the pid file; false when it exited without doing so.</summary>
-    private async Task<bool> WaitForStartAsync(string pidFile, Task exit)
+    private async Task<bool> WaitForStartAsync(string pidFile, Task exit, Task written)
     {
         while (!File.Exists(pidFile))
         {
@@ -199,7 +211,11 @@ internal sealed class ContainerRunner(
             {
                 return File.Exists(pidFile);
             }
-            await Task.WhenAny(exit, Task.Delay(StartPollInterval, time));
+            if (await Task.WhenAny(exit, written, Task.Delay(StartCheckInterval, time)) == written)
+            {
+                // Signalled but not there (lost events make every launch look again): back to checking.
+                written = Never;
+            }
         }
         return true;
     }

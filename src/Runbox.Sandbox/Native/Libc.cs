@@ -39,6 +39,24 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint read(SafeFileHandle fd, out ulong value, nint count);
 
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static partial nint read_bytes(SafeFileHandle fd, [Out] byte[] buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static partial nint write_value(SafeFileHandle fd, in ulong value, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int poll([In, Out] PollFd[] fds, nuint count, int timeoutMs);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int inotify_init1(int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int inotify_add_watch(SafeFileHandle fd, string path, uint mask);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int inotify_rm_watch(SafeFileHandle fd, int descriptor);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int mount(string? source, string target, string? fstype, ulong flags, string? data);
 
@@ -139,6 +157,108 @@ internal static partial class Libc
         if (lchown(path, uid, gid) != 0)
         {
             throw new IOException($"chown {path} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Returned;
+    }
+
+    /// <summary>An inotify instance (closed on exec) whose blocking <see cref="Read"/> another thread can end.</summary>
+    public sealed class Inotify : IDisposable
+    {
+        /// <summary>The kernel dropped events (IN_Q_OVERFLOW).</summary>
+        public const uint QueueOverflow = 0x4000;
+
+        private const int InNonblock = 0x800;
+        private const int InCloexec = 0x80000;
+        private const uint InCloseWrite = 0x8;
+        private const uint InMovedTo = 0x80;
+        private const uint InOnlyDir = 0x01000000;
+        private const short PollIn = 1;
+
+        private readonly SafeFileHandle _fd;
+        private readonly SafeFileHandle _stop;
+
+        private Inotify(SafeFileHandle fd, SafeFileHandle stop)
+        {
+            _fd = fd;
+            _stop = stop;
+        }
+
+        /// <exception cref="IOException">The kernel refused an inotify instance (per-user limit).</exception>
+        public static Inotify Create()
+        {
+            var fd = inotify_init1(InNonblock | InCloexec);
+            if (fd < 0)
+            {
+                throw new IOException($"inotify_init1 failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+            var handle = new SafeFileHandle(fd, ownsHandle: true);
+            try
+            {
+                return new Inotify(handle, CreateEventFd());
+            }
+            catch
+            {
+                handle.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Watches a folder for files written and closed, or moved into it; returns the watch descriptor.</summary>
+        public int AddWatch(string folder)
+        {
+            var descriptor = inotify_add_watch(_fd, folder, InCloseWrite | InMovedTo | InOnlyDir);
+            return descriptor >= 0 ? descriptor : throw new IOException($"inotify_add_watch on {folder} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        /// <summary>Ends a watch; one whose folder is already gone ended by itself.</summary>
+        public void RemoveWatch(int descriptor) => _ = inotify_rm_watch(_fd, descriptor);
+
+        /// <summary>Waits for events and reads as many as fit; 0 once <see cref="Stop"/> was called.</summary>
+        public int Read(byte[] buffer)
+        {
+            var fds = new[] { new PollFd { Fd = (int)_fd.DangerousGetHandle(), Events = PollIn }, new PollFd { Fd = (int)_stop.DangerousGetHandle(), Events = PollIn } };
+            while (true)
+            {
+                if (poll(fds, 2, -1) < 0)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == Eintr)
+                    {
+                        continue;
+                    }
+                    throw new IOException($"poll on inotify failed: errno {errno}");
+                }
+                if ((fds[1].Returned & PollIn) != 0)
+                {
+                    return 0;
+                }
+                var length = read_bytes(_fd, buffer, buffer.Length);
+                if (length > 0)
+                {
+                    return (int)length;
+                }
+                var readErrno = Marshal.GetLastPInvokeError();
+                if (length < 0 && readErrno is not (Eagain or Eintr))
+                {
+                    throw new IOException($"read of inotify failed: errno {readErrno}");
+                }
+            }
+        }
+
+        /// <summary>Makes <see cref="Read"/> return 0, now and from then on.</summary>
+        public void Stop() => _ = write_value(_stop, 1UL, sizeof(ulong));
+
+        public void Dispose()
+        {
+            _fd.Dispose();
+            _stop.Dispose();
         }
     }
 }
