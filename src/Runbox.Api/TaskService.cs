@@ -35,10 +35,14 @@ public sealed class TaskService(
     ILanguageDirectory languages,
     LimitPolicy limits,
     RunboxMetrics metrics,
-    IOptions<ApiOptions> options)
+    IOptions<ApiOptions> options,
+    TimeProvider time)
 {
     private static readonly TimeSpan CancelSettle = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan EventsDownPollInterval = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long a wait follows the live events without reading the store (see <see cref="WaitForSettledAsync"/>).</summary>
+    private static readonly TimeSpan StoreRecheckInterval = TimeSpan.FromSeconds(5);
 
     public sealed record SubmitResult(TaskRecord? Task, bool Created, IReadOnlyDictionary<string, string[]>? Errors);
 
@@ -160,18 +164,24 @@ public sealed class TaskService(
 
     /// <summary>
     /// Waits until the task is settled for good (completed, cancelled, or failed/timeout with no retry
-    /// pending) or the timeout passes; returns the task as it then is. The live events only wake the
-    /// wait early: when they fail (Redis slow or away) it falls back to reading the store, so an
-    /// accepted submission never turns into an error.
+    /// pending) or the timeout passes; returns the task as it then is. The store has the answer; the live
+    /// events say when to ask it: on a status that may be the last, and at least every
+    /// <see cref="StoreRecheckInterval"/> (a publisher that died between its store write and its event
+    /// never sends one). Reading the store on every event and every quiet second instead cost each waiting
+    /// client about one store read a second, most of the store's work with 1,000 waiting. When the events
+    /// fail (Redis slow or away) the wait falls back to reading the store, so an accepted submission never
+    /// turns into an error.
     /// </summary>
     public async Task<TaskRecord?> WaitForSettledAsync(Guid id, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        string? after = null;
-        var first = true;
         try
         {
+            // Follow from the stream's end as it is now, read before the store: whatever the store does not
+            // show yet is published after this point.
+            var backlog = await TryReadEventsAsync(id, null, TimeSpan.Zero, deadline.Token);
+            var after = backlog?.Count > 0 ? backlog[^1].Id : null;
             while (true)
             {
                 var task = await store.GetAsync(id, deadline.Token);
@@ -179,18 +189,22 @@ public sealed class TaskService(
                 {
                     return task;
                 }
-                if (first)
+                var readAt = time.GetTimestamp();
+                while (time.GetElapsedTime(readAt) < StoreRecheckInterval)
                 {
-                    // Start following from the stream's end as it is now; earlier events are in the store.
-                    first = false;
-                    var backlog = await TryReadEventsAsync(id, null, TimeSpan.Zero, deadline.Token);
-                    after = backlog?.Count > 0 ? backlog[^1].Id : null;
-                    continue;
-                }
-                var news = await TryReadEventsAsync(id, after, TimeSpan.FromSeconds(1), deadline.Token);
-                if (news?.Count > 0)
-                {
-                    after = news[^1].Id;
+                    var news = await TryReadEventsAsync(id, after, TimeSpan.FromSeconds(1), deadline.Token);
+                    if (news is null)
+                    {
+                        break;
+                    }
+                    if (news.Count > 0)
+                    {
+                        after = news[^1].Id;
+                        if (news.Any(MayBeLast))
+                        {
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -199,6 +213,9 @@ public sealed class TaskService(
             return await store.GetAsync(id, cancellationToken);
         }
     }
+
+    private static bool MayBeLast(TaskEvent taskEvent) =>
+        taskEvent.Kind == "status" && TaskStatusNames.TryParse(taskEvent.Data, out var status) && IsSettled(status);
 
     private async Task<IReadOnlyList<TaskEvent>?> TryReadEventsAsync(Guid id, string? after, TimeSpan wait, CancellationToken cancellationToken)
     {
