@@ -171,6 +171,45 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
     }
 
     [Fact]
+    public async Task RunAsync_TwoBusyThreads_GetOneCpuBetweenThem()
+    {
+        // Two spinning threads for 1.5 s of wall time; the run's CPU quota (one CPU, SandboxOptions.Cpus)
+        // holds them to one between them. Unlimited they would take two cores, but only on an idle host
+        // (the other runtime's tests run alongside), so the quota is also read while they spin.
+        var source = """
+            #include <pthread.h>
+            #include <stdio.h>
+            #include <time.h>
+            static void *spin(void *arg) { (void)arg; for (;;) { } return NULL; }
+            static double now(clockid_t clock) { struct timespec t; clock_gettime(clock, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+            int main(void) {
+              pthread_t a, b;
+              double wall = now(CLOCK_MONOTONIC), cpu = now(CLOCK_PROCESS_CPUTIME_ID);
+              pthread_create(&a, NULL, spin, NULL);
+              pthread_create(&b, NULL, spin, NULL);
+              fprintf(stderr, "spinning\n");
+              struct timespec pause = { 1, 500000000 };
+              nanosleep(&pause, NULL);
+              printf("%.3f %.3f\n", now(CLOCK_PROCESS_CPUTIME_ID) - cpu, now(CLOCK_MONOTONIC) - wall);
+              return 0;
+            }
+            """;
+        var spinning = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var run = Fixture.Sandbox.RunAsync(SandboxFixture.Spec("c", source), new SignalOnOutput(spinning), TestContext.Current.CancellationToken);
+        await spinning.Task.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        var quotas = Directory.GetDirectories("/sys/fs/cgroup/cpu/runbox", Fixture.Sandbox.ContainerPrefix + "*")
+            .Select(run => File.ReadAllText(Path.Combine(run, "cpu.cfs_quota_us")).Trim())
+            .ToList();
+        var result = await run;
+
+        Assert.Equal(Verdict.Ok, result.Verdict);
+        Assert.Equal(["100000"], quotas);
+        var measured = result.Stdout.Split(' ').Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.True(measured[0] / measured[1] < 1.2, $"CPU {measured[0]} s over {measured[1]} s of wall time; {Describe(result)}");
+    }
+
+    [Fact]
     public async Task RunAsync_CpuTimeOverLimit_ReturnsTimeLimitBeforeWallTime()
     {
         var limits = FixtureLimits(wall: TimeSpan.FromSeconds(10)) with { CpuTime = TimeSpan.FromMilliseconds(500) };

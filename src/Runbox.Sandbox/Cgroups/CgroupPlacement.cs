@@ -61,10 +61,10 @@ internal sealed class CgroupPlacement : IDisposable
     {
         var directory = Path.Combine(root, Devices, devicesPath.TrimStart('/'));
         Directory.CreateDirectory(directory);
-        File.WriteAllText(Path.Combine(directory, "devices.deny"), "a");
+        Cgroupfs.WriteValue(Path.Combine(directory, "devices.deny"), "a");
         foreach (var rule in AllowedDevices)
         {
-            File.WriteAllText(Path.Combine(directory, "devices.allow"), rule);
+            Cgroupfs.WriteValue(Path.Combine(directory, "devices.allow"), rule);
         }
         return new CgroupPlacement(root, runControllers, directory);
     }
@@ -132,7 +132,7 @@ internal sealed class CgroupPlacement : IDisposable
     }
 
     private static void WriteThread(string tasksFile, int tid) =>
-        File.WriteAllText(tasksFile, tid.ToString(CultureInfo.InvariantCulture));
+        Cgroupfs.WriteValue(tasksFile, tid.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The calling thread's stay in a run cgroup.</summary>
     public sealed class Scope(int tid, List<string> home) : IDisposable

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using Runbox.Sandbox.Native;
 
 namespace Runbox.Sandbox.Cgroups;
@@ -70,7 +71,7 @@ internal abstract class Cgroupfs(string root)
     /// <summary>CPU time used so far, for the CPU-time watchdog.</summary>
     public abstract TimeSpan ReadCpuTime(string path);
 
-    /// <summary>The directories (one per hierarchy) of the cgroup at <paramref name="path"/> that exist.</summary>
+    /// <summary>The directories the cgroup at <paramref name="path"/> has in each hierarchy, whether they exist or not.</summary>
     public abstract IEnumerable<string> Directories(string path);
 
     /// <summary>
@@ -95,7 +96,15 @@ internal abstract class Cgroupfs(string root)
 
     protected string Dir(string hierarchy, string path) => Path.Combine(Root, hierarchy, path.TrimStart('/'));
 
-    protected static void WriteValue(string file, string value) => File.WriteAllText(file, value);
+    /// <summary>
+    /// Writes a cgroupfs control file as a shell's <c>echo value &gt; file</c> does: one open, one write. A run
+    /// writes a score of them, so without File.WriteAllText's writer and encoder.
+    /// </summary>
+    internal static void WriteValue(string file, string value)
+    {
+        using var handle = File.OpenHandle(file, FileMode.Create, FileAccess.Write);
+        RandomAccess.Write(handle, Encoding.ASCII.GetBytes(value), 0);
+    }
 
     protected static long ReadNumber(string file)
     {
@@ -127,19 +136,12 @@ internal abstract class Cgroupfs(string root)
 
     private static void RemoveTree(string directory, List<string> removed)
     {
-        if (!Directory.Exists(directory))
-        {
-            return;
-        }
-        foreach (var child in Directory.EnumerateDirectories(directory))
-        {
-            RemoveTree(child, removed);
-        }
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                // rmdir: a cgroup's files belong to the kernel and go with the directory.
+                // rmdir: a cgroup's files belong to the kernel and go with the directory. It is tried first:
+                // most run cgroups have no child by now, and most hierarchies have no such cgroup at all.
                 Directory.Delete(directory);
                 removed.Add(directory);
                 return;
@@ -150,8 +152,16 @@ internal abstract class Cgroupfs(string root)
             }
             catch (IOException) when (attempt < 100)
             {
-                KillMembers(directory);
-                Thread.Sleep(10);
+                var children = Directory.GetDirectories(directory);
+                foreach (var child in children)
+                {
+                    RemoveTree(child, removed);
+                }
+                if (children.Length == 0)
+                {
+                    KillMembers(directory);
+                    Thread.Sleep(10);
+                }
             }
         }
     }
@@ -192,6 +202,7 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     // Hierarchies are mounted once (scripts/host-setup, before the service starts): listed on first use,
     // not on every run's removal.
     private string[]? _hierarchies;
+    private bool? _swapAccounting;
 
     public override string Version => "v1";
 
@@ -211,7 +222,7 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     public override IEnumerable<string> Directories(string path)
     {
         _hierarchies ??= Directory.Exists(Root) ? Directory.GetDirectories(Root) : [];
-        return _hierarchies.Select(hierarchy => Path.Combine(hierarchy, path.TrimStart('/'))).Where(Directory.Exists);
+        return _hierarchies.Select(hierarchy => Path.Combine(hierarchy, path.TrimStart('/')));
     }
 
     protected override OomEventCounter? Configure(string path, CgroupLimits limits)
@@ -222,16 +233,19 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
         }
         var memory = Dir("memory", path);
         WriteValue(Path.Combine(memory, "memory.limit_in_bytes"), Text(limits.MemoryBytes));
-        // memory+swap equal to memory: no swapping past the limit (the file exists with swap accounting on).
+        // memory+swap equal to memory: no swapping past the limit (the file exists with swap accounting on,
+        // a boot-time setting of the host, so looked for once).
         var memsw = Path.Combine(memory, "memory.memsw.limit_in_bytes");
-        if (File.Exists(memsw))
+        _swapAccounting ??= File.Exists(memsw);
+        if (_swapAccounting.Value)
         {
             WriteValue(memsw, Text(limits.MemoryBytes));
         }
         WriteValue(Path.Combine(Dir("pids", path), "pids.max"), Text(limits.Processes));
-        var cpu = Dir("cpu", path);
-        WriteValue(Path.Combine(cpu, "cpu.cfs_period_us"), Text(CpuPeriodMicroseconds));
-        WriteValue(Path.Combine(cpu, "cpu.cfs_quota_us"), Text((long)(limits.Cpus * CpuPeriodMicroseconds)));
+        // A new cgroup's CFS period is the kernel's 100 ms, which the quota is reckoned in. Each write of
+        // either walks every cgroup of the cpu hierarchy (the kernel checks the quotas still fit), so the
+        // period is left as it is.
+        WriteValue(Path.Combine(Dir("cpu", path), "cpu.cfs_quota_us"), Text((long)(limits.Cpus * CpuPeriodMicroseconds)));
         return OomEventCounter.Register(memory);
     }
 }
@@ -261,8 +275,7 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
 
     public override IEnumerable<string> Directories(string path)
     {
-        var dir = Dir("", path);
-        return Directory.Exists(dir) ? [dir] : [];
+        return [Dir("", path)];
     }
 
     protected override OomEventCounter? Configure(string path, CgroupLimits limits)

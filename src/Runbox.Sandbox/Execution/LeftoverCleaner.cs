@@ -27,6 +27,7 @@ internal sealed class LeftoverCleaner(string prefix, Cgroupfs cgroups, ILogger l
 
         // Run cgroups (with the container's beneath, if its runtime died too) in every hierarchy.
         var runCgroups = cgroups.Directories(OciBundleBuilder.CgroupParent)
+            .Where(Directory.Exists)
             .SelectMany(parent => Directory.EnumerateDirectories(parent, prefix + "*"))
             .Select(Path.GetFileName)
             .Distinct(StringComparer.Ordinal)
