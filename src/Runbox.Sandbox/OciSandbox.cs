@@ -30,6 +30,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly string _stateDirectory;
     private readonly Lazy<Task<Started>> _startup;
+    private int _disposed;
 
     public OciSandbox(IOptions<SandboxOptions> options, ILogger<OciSandbox> logger, TimeProvider timeProvider)
     {
@@ -131,7 +132,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_startup.IsValueCreated)
+        // The host disposes this once as itself and once as the ISandbox it also is.
+        if (!_startup.IsValueCreated || Interlocked.Exchange(ref _disposed, 1) == 1)
         {
             return;
         }

@@ -18,6 +18,9 @@ public sealed class RestartTests
             }
             await client.WaitForStatusAsync(ids[0], "running");
             await first.StopAsync();
+            // A clean stop (the sandbox was once disposed twice at exit and the process died of it).
+            Assert.Equal(0, first.ExitCode);
+            Assert.DoesNotContain("Unhandled exception", first.Log, StringComparison.Ordinal);
         }
 
         await using var second = await RunboxProcess.StartAsync("serve", data, new Dictionary<string, string>(), port, "--slots", "2");

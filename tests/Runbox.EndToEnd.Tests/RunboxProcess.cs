@@ -149,6 +149,9 @@ public sealed class RunboxProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The exit code once the process has ended.</summary>
+    public int ExitCode => _process.ExitCode;
+
     /// <summary>SIGTERM and wait: the graceful path.</summary>
     public async Task StopAsync(TimeSpan? timeout = null)
     {

@@ -18,6 +18,7 @@ internal sealed class PidFileWatcher : IDisposable
     private readonly Libc.Inotify _inotify;
     private readonly ConcurrentDictionary<int, TaskCompletionSource> _waiting = new();
     private readonly Thread _reader;
+    private int _disposed;
 
     public PidFileWatcher()
     {
@@ -41,6 +42,10 @@ internal sealed class PidFileWatcher : IDisposable
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         _inotify.Stop();
         _reader.Join();
         _inotify.Dispose();
