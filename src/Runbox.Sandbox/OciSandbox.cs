@@ -143,7 +143,6 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         {
             var started = _startup.Value.Result;
             UnmountRuntimeBinaries();
-            started.Placement?.Dispose();
             started.PidFiles.Dispose();
             started.Live.UnmountIfIdle();
             await started.Lock.DisposeAsync();
@@ -269,10 +268,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
             var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
             pidFiles = new PidFileWatcher();
-            var (runner, placement) = await SelectRuntimeAsync(candidates, rootfs, cgroups, pidFiles, live);
+            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, pidFiles, live);
             var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
             Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
-            return new Started(runner, placement, pidFiles, catalog, live, stateLock);
+            return new Started(runner, pidFiles, catalog, live, stateLock);
         }
         catch
         {
@@ -289,7 +288,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// hybrid cgroup hosts that scripts/host-setup has not fixed, which only shows when a container starts.
     /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
     /// </summary>
-    private async Task<(ContainerRunner Runner, CgroupPlacement? Placement)> SelectRuntimeAsync(
+    private async Task<ContainerRunner> SelectRuntimeAsync(
         IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, LiveFolder live)
     {
         var runsDirectory = live.RunsDirectory;
@@ -297,11 +296,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         foreach (var (name, path) in candidates)
         {
             var runtime = ReadOnlyRuntime(name, path, live.RuntimeRoot);
-            CgroupPlacement? placement = null;
             try
             {
                 // Where the host allows it, containers start inside their run cgroup and the runtime creates none.
-                placement = runtime.CanRunWithoutCgroupManager ? CreatePlacement(cgroups) : null;
+                var placement = runtime.CanRunWithoutCgroupManager ? cgroups.CreatePlacement() : null;
                 if (placement is not null)
                 {
                     runtime = runtime.WithoutCgroupManager();
@@ -323,11 +321,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                     : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
                 why += placement is null ? "; it manages each container's cgroups" : "; containers start inside their run cgroup, the runtime creates none";
                 Log.RuntimeSelected(_logger, name, path, await runtime.VersionAsync(), why);
-                return (runner, placement);
+                return runner;
             }
             catch (SandboxException e)
             {
-                placement?.Dispose();
                 Log.RuntimeRejected(_logger, name, e.Message);
                 reasons.Add($"{name} failed: {e.Message}");
             }
@@ -335,21 +332,6 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         throw new SandboxException(candidates.Count == 0
             ? $"no OCI runtime found for '{_options.Runtime}' (install crun or runc: scripts/host-setup)"
             : "no OCI runtime can run containers on this host: " + string.Join("; ", reasons));
-    }
-
-    /// <exception cref="SandboxException">cgroupfs refused the device cgroup.</exception>
-    private CgroupPlacement? CreatePlacement(Cgroupfs cgroups)
-    {
-        try
-        {
-            // The instance's own cgroup, not a run's: its name lacks the runs' trailing dash, so the leftover
-            // cleaning leaves it (a new start takes it over) and the runs' names never clash with it.
-            return cgroups.CreatePlacement(OciBundleBuilder.CgroupParent + "/" + ContainerPrefix.TrimEnd('-'));
-        }
-        catch (IOException e)
-        {
-            throw new SandboxException($"the device cgroup for containers could not be created: {e.Message}", e);
-        }
     }
 
     /// <summary>The runtime called through a read-only mount of its binary (see ReadOnlyBinary), or in place if that fails.</summary>
@@ -447,7 +429,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     private sealed record Started(
-        ContainerRunner Runner, CgroupPlacement? Placement, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
+        ContainerRunner Runner, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
     {
         public string RunsDirectory => Live.RunsDirectory;
     }

@@ -12,12 +12,13 @@ namespace Runbox.Sandbox.Cgroups;
 /// Why: on cgroup v1 a runtime that manages cgroups creates and removes one for every container in each
 /// of the host's hierarchies (eleven here), with a freeze on the way out. That was about 2 ms of CPU per
 /// container, a tenth of all CPU with 1,000 containers starting at once on two cores (docs/benchmarks.md).
-/// The service needs only four of them, which it creates anyway for the limits and counters.
+/// The service needs five of them (memory, pids, cpu, cpuacct and devices) and creates those anyway.
 /// </para>
 /// <para>
 /// How: on v1 every thread has cgroups of its own, and a process begins in those of the thread that
-/// forked it. <see cref="Enter"/> moves the calling thread into the run's cgroups (and a device-allowlist
-/// cgroup shared by all runs) for the moment it starts the runtime, and moves it back on dispose. Nothing
+/// forked it. <see cref="Enter"/> moves the calling thread into the run's cgroups for the moment it starts
+/// the runtime, and moves it back on dispose; the run cgroup then also holds the device allowlist that the
+/// runtime would have written (Cgroupfs, <see cref="CgroupLimits.DeviceAllowlist"/>). Nothing
 /// may await in between, so that it is the same thread. v2 keeps a process's threads in one cgroup, so
 /// there the runtime manages the container's cgroup (one directory on the unified hierarchy).
 /// </para>
@@ -28,45 +29,16 @@ namespace Runbox.Sandbox.Cgroups;
 /// more peak memory than when the runtime created the container's cgroup itself.
 /// </para>
 /// </remarks>
-internal sealed class CgroupPlacement : IDisposable
+internal sealed class CgroupPlacement
 {
-    /// <summary>The device rules a runtime writes for a container by default (crun's, as read from its devices.list).</summary>
-    private static readonly string[] AllowedDevices =
-    [
-        "c *:* m", "b *:* m",
-        "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-        "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
-    ];
-
-    private const string Devices = "devices";
-
     private readonly string _root;
-    private readonly IReadOnlyList<string> _runControllers;
-    private readonly string _devicesDirectory;
+    private readonly IReadOnlyList<string> _controllers;
 
-    private CgroupPlacement(string root, IReadOnlyList<string> runControllers, string devicesDirectory)
+    /// <summary>For a v1 cgroupfs at <paramref name="root"/> whose run cgroups exist in the hierarchies of <paramref name="controllers"/>.</summary>
+    public CgroupPlacement(string root, IReadOnlyList<string> controllers)
     {
         _root = root;
-        _runControllers = runControllers;
-        _devicesDirectory = devicesDirectory;
-    }
-
-    /// <summary>
-    /// For a v1 cgroupfs at <paramref name="root"/> whose run cgroups exist in the hierarchies of
-    /// <paramref name="runControllers"/>; creates the shared device cgroup at <paramref name="devicesPath"/>
-    /// (e.g. <c>/runbox/rbx-…-devices</c>): deny all, then the default devices.
-    /// </summary>
-    /// <exception cref="IOException">cgroupfs refused the device cgroup or a rule.</exception>
-    public static CgroupPlacement Create(string root, IReadOnlyList<string> runControllers, string devicesPath)
-    {
-        var directory = Path.Combine(root, Devices, devicesPath.TrimStart('/'));
-        Directory.CreateDirectory(directory);
-        Cgroupfs.WriteValue(Path.Combine(directory, "devices.deny"), "a");
-        foreach (var rule in AllowedDevices)
-        {
-            Cgroupfs.WriteValue(Path.Combine(directory, "devices.allow"), rule);
-        }
-        return new CgroupPlacement(root, runControllers, directory);
+        _controllers = controllers;
     }
 
     /// <summary>
@@ -81,11 +53,10 @@ internal sealed class CgroupPlacement : IDisposable
         var scope = new Scope(tid, home);
         try
         {
-            foreach (var controller in _runControllers)
+            foreach (var controller in _controllers)
             {
                 WriteThread(Path.Combine(_root, controller, runCgroupPath.TrimStart('/'), "tasks"), tid);
             }
-            WriteThread(Path.Combine(_devicesDirectory, "tasks"), tid);
         }
         catch
         {
@@ -93,19 +64,6 @@ internal sealed class CgroupPlacement : IDisposable
             throw;
         }
         return scope;
-    }
-
-    /// <summary>Removes the device cgroup; left in place while a process still uses it (removed at the next start).</summary>
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_devicesDirectory);
-        }
-        catch (IOException)
-        {
-            // A container of this instance still runs in it; the next start's leftover cleaning removes it.
-        }
     }
 
     /// <summary>The <c>tasks</c> files of the cgroups the thread is in now, per hierarchy this placement moves it in.</summary>
@@ -122,7 +80,7 @@ internal sealed class CgroupPlacement : IDisposable
             }
             foreach (var controller in parts[1].Split(','))
             {
-                if (controller == Devices || _runControllers.Contains(controller))
+                if (_controllers.Contains(controller))
                 {
                     files.Add(Path.Combine(_root, controller, parts[2].TrimStart('/'), "tasks"));
                 }

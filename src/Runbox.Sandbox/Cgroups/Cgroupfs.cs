@@ -13,8 +13,12 @@ internal sealed record CgroupStats(long MemoryPeakBytes, long OomKills, TimeSpan
     public static CgroupStats Empty { get; } = new(0, 0, TimeSpan.Zero, 0);
 }
 
-/// <summary>The limits the service sets on a run's cgroup.</summary>
-internal sealed record CgroupLimits(long MemoryBytes, int Processes, double Cpus);
+/// <summary>
+/// The limits the service sets on a run's cgroup. With <paramref name="DeviceAllowlist"/> it also restricts
+/// devices as a runtime would for its container's own cgroup: for a runtime that creates none
+/// (<see cref="CgroupPlacement"/>).
+/// </summary>
+internal sealed record CgroupLimits(long MemoryBytes, int Processes, double Cpus, bool DeviceAllowlist = false);
 
 /// <summary>
 /// The host's cgroupfs. Each run gets a cgroup of its own that the service creates, limits and reads
@@ -61,12 +65,10 @@ internal abstract class Cgroupfs(string root)
     public abstract CgroupStats Read(string path, long oomEvents);
 
     /// <summary>
-    /// Prepares starting the runtime inside run cgroups (see <see cref="CgroupPlacement"/>), with a device
-    /// cgroup at <paramref name="devicesPath"/>; null where a thread cannot sit in other cgroups than its
-    /// process (v2).
+    /// Starting the runtime inside run cgroups made with <see cref="CgroupLimits.DeviceAllowlist"/> (see
+    /// <see cref="CgroupPlacement"/>); null where a thread cannot sit in other cgroups than its process (v2).
     /// </summary>
-    /// <exception cref="IOException">cgroupfs refused the device cgroup.</exception>
-    public virtual CgroupPlacement? CreatePlacement(string devicesPath) => null;
+    public virtual CgroupPlacement? CreatePlacement() => null;
 
     /// <summary>CPU time used so far, for the CPU-time watchdog.</summary>
     public abstract TimeSpan ReadCpuTime(string path);
@@ -199,6 +201,15 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     // hierarchy, so removal goes through all of them.
     private static readonly string[] Controllers = ["memory", "pids", "cpu", "cpuacct"];
 
+    private const string Devices = "devices";
+
+    /// <summary>The devices a runtime allows a container by default, as crun writes them (its devices.list).</summary>
+    private static readonly string[] AllowedDevices =
+    [
+        "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+        "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+    ];
+
     // Hierarchies are mounted once (scripts/host-setup, before the service starts): listed on first use,
     // not on every run's removal.
     private string[]? _hierarchies;
@@ -214,7 +225,7 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
         CpuTime: ReadCpuTime(path),
         ProcessesPeak: ReadNumber(Path.Combine(Dir("pids", path), "pids.peak")));
 
-    public override CgroupPlacement CreatePlacement(string devicesPath) => CgroupPlacement.Create(Root, Controllers, devicesPath);
+    public override CgroupPlacement CreatePlacement() => new(Root, [.. Controllers, Devices]);
 
     public override TimeSpan ReadCpuTime(string path) =>
         TimeSpan.FromTicks(ReadNumber(Path.Combine(Dir("cpuacct", path), "cpuacct.usage")) / 100);
@@ -246,6 +257,16 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
         // either walks every cgroup of the cpu hierarchy (the kernel checks the quotas still fit), so the
         // period is left as it is.
         WriteValue(Path.Combine(Dir("cpu", path), "cpu.cfs_quota_us"), Text((long)(limits.Cpus * CpuPeriodMicroseconds)));
+        if (limits.DeviceAllowlist)
+        {
+            var devices = Dir(Devices, path);
+            Directory.CreateDirectory(devices);
+            WriteValue(Path.Combine(devices, "devices.deny"), "a");
+            foreach (var rule in AllowedDevices)
+            {
+                WriteValue(Path.Combine(devices, "devices.allow"), rule);
+            }
+        }
         return OomEventCounter.Register(memory);
     }
 }

@@ -110,7 +110,7 @@ internal sealed class ContainerRunner(
         var logFile = Path.Combine(spec.BundleDirectory, "runtime.log");
         var stop = new TaskCompletionSource<StopReason>(TaskCreationOptions.RunContinuationsAsynchronously);
         var processLimit = spec.Processes + OwnProcesses;
-        using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus));
+        using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus, DeviceAllowlist: placement is not null));
 
         using var launch = turn ?? await WaitForLaunchTurnAsync();
         using var pidFileWatch = pidFiles.Start(spec.BundleDirectory);
