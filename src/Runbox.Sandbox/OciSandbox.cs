@@ -286,52 +286,62 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// <summary>
     /// Picks the first runtime that really runs a container here, checked by running one: crun 1.8.1 refuses
     /// hybrid cgroup hosts that scripts/host-setup has not fixed, which only shows when a container starts.
-    /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it.
+    /// For crun the check also yields the compiled seccomp filter, so later runs skip compiling it. Where
+    /// the host allows it (cgroup v1) crun is tried first started inside each run's cgroup and creating
+    /// none (CgroupPlacement), then managing the cgroups itself.
     /// </summary>
     private async Task<ContainerRunner> SelectRuntimeAsync(
         IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, LiveFolder live)
     {
-        var runsDirectory = live.RunsDirectory;
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
         {
             var runtime = ReadOnlyRuntime(name, path, live.RuntimeRoot);
-            try
+            var placement = runtime.CanRunWithoutCgroupManager ? cgroups.CreatePlacement() : null;
+            (OciRuntime, CgroupPlacement?)[] ways = placement is null ? [(runtime, null)] : [(runtime.WithoutCgroupManager(), placement), (runtime, null)];
+            foreach (var (way, wayPlacement) in ways)
             {
-                // Where the host allows it, containers start inside their run cgroup and the runtime creates none.
-                var placement = runtime.CanRunWithoutCgroupManager ? cgroups.CreatePlacement() : null;
-                if (placement is not null)
+                try
                 {
-                    runtime = runtime.WithoutCgroupManager();
+                    var runner = await ProveAsync(way, rootfs, cgroups, pidFiles, wayPlacement, live.RunsDirectory);
+                    var why = _options.Runtime != SandboxOptions.AutoRuntime ? "as configured; a test container ran with seccomp active"
+                        : reasons.Count == 0 ? "preferred, and a test container ran with seccomp active"
+                        : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
+                    why += wayPlacement is null ? "; it manages each container's cgroups" : "; containers start inside their run cgroup, the runtime creates none";
+                    Log.RuntimeSelected(_logger, name, path, await way.VersionAsync(), why);
+                    return runner;
                 }
-                var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory);
-                var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, pidFiles, _time, _options, placement);
-                if (compiled is not null)
+                catch (SandboxException e)
                 {
-                    // Prove that this crun honours the annotation before relying on it.
-                    await ProbeAsync(runner, runsDirectory);
-                    Log.SeccompPrecompiled(_logger, compiled.Length);
+                    var what = wayPlacement is null ? name : name + " inside the run cgroup";
+                    Log.RuntimeRejected(_logger, what, e.Message);
+                    reasons.Add($"{what} failed: {e.Message}");
                 }
-                else if (runtime.TakesPrecompiledSeccomp)
-                {
-                    Log.SeccompNotPrecompiled(_logger, runtime.Name);
-                }
-                var why = _options.Runtime != SandboxOptions.AutoRuntime ? "as configured; a test container ran with seccomp active"
-                    : reasons.Count == 0 ? "preferred, and a test container ran with seccomp active"
-                    : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
-                why += placement is null ? "; it manages each container's cgroups" : "; containers start inside their run cgroup, the runtime creates none";
-                Log.RuntimeSelected(_logger, name, path, await runtime.VersionAsync(), why);
-                return runner;
-            }
-            catch (SandboxException e)
-            {
-                Log.RuntimeRejected(_logger, name, e.Message);
-                reasons.Add($"{name} failed: {e.Message}");
             }
         }
         throw new SandboxException(candidates.Count == 0
             ? $"no OCI runtime found for '{_options.Runtime}' (install crun or runc: scripts/host-setup)"
             : "no OCI runtime can run containers on this host: " + string.Join("; ", reasons));
+    }
+
+    /// <summary>A runner for the runtime once test containers ran on it (with the precompiled seccomp filter where it takes one).</summary>
+    /// <exception cref="SandboxException">A test container failed.</exception>
+    private async Task<ContainerRunner> ProveAsync(
+        OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
+    {
+        var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory);
+        var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, pidFiles, _time, _options, placement);
+        if (compiled is not null)
+        {
+            // Prove that this crun honours the annotation before relying on it.
+            await ProbeAsync(runner, runsDirectory);
+            Log.SeccompPrecompiled(_logger, compiled.Length);
+        }
+        else if (runtime.TakesPrecompiledSeccomp)
+        {
+            Log.SeccompNotPrecompiled(_logger, runtime.Name);
+        }
+        return runner;
     }
 
     /// <summary>The runtime called through a read-only mount of its binary (see ReadOnlyBinary), or in place if that fails.</summary>
