@@ -76,8 +76,8 @@ internal sealed class ContainerRunner(
     /// Processes in the run's cgroup besides the program's own: tini, and the runtime itself when it was
     /// started inside the cgroup. The pids limit allows for them, so the program gets all of its own.
     /// </summary>
-    private int OwnProcesses { get; } = placement is null == runtime.ManagesCgroups
-        ? placement is null ? 1 : 2
+    private int OwnProcesses { get; } = (placement is null) == runtime.ManagesCgroups
+        ? (placement is null ? 1 : 2)
         : throw new ArgumentException("a runtime without a cgroup manager needs a placement, and only it", nameof(placement));
 
     /// <summary>
@@ -129,6 +129,8 @@ internal sealed class ContainerRunner(
             using var wallTimer = time.CreateTimer(_ => stop.TrySetResult(StopReason.WallTime), null, limits.WallTime, Timeout.InfiniteTimeSpan);
             using var cancellation = cancellationToken.Register(() => stop.TrySetResult(StopReason.Cancelled));
             var up = await WaitForStartAsync(pidFile, exit, pidFileWatch.Written);
+            // Watches are a per-user kernel resource: one is held only while its container starts.
+            pidFileWatch.Dispose();
             launch.Dispose();
             if (!up)
             {
