@@ -49,10 +49,7 @@ internal sealed class PidFileWatcher : IDisposable
         _inotify.Stop();
         _reader.Join();
         _inotify.Dispose();
-        foreach (var signal in _waiting.Values)
-        {
-            signal.TrySetResult();
-        }
+        ReleaseAll();
     }
 
     private void Stop(int descriptor)
@@ -64,6 +61,27 @@ internal sealed class PidFileWatcher : IDisposable
     }
 
     private void ReadEvents()
+    {
+        try
+        {
+            ReadEventsUntilStopped();
+        }
+        catch (IOException)
+        {
+            // inotify failed: launches still see their pid files, at the slower fallback pace of their own checks.
+            ReleaseAll();
+        }
+    }
+
+    private void ReleaseAll()
+    {
+        foreach (var signal in _waiting.Values)
+        {
+            signal.TrySetResult();
+        }
+    }
+
+    private void ReadEventsUntilStopped()
     {
         var buffer = new byte[64 * 1024];
         while (_inotify.Read(buffer) is var length and > 0)
@@ -79,10 +97,7 @@ internal sealed class PidFileWatcher : IDisposable
                 if ((mask & Libc.Inotify.QueueOverflow) != 0)
                 {
                     // Events were lost: every launch looks for its pid file again.
-                    foreach (var signal in _waiting.Values)
-                    {
-                        signal.TrySetResult();
-                    }
+                    ReleaseAll();
                 }
                 else if (name == PidFileName && _waiting.TryGetValue(descriptor, out var signal))
                 {
