@@ -16,7 +16,7 @@ namespace Runbox.Sandbox.Execution;
 /// <remarks>
 /// The mount stays on the host only until the last container is up (<see cref="DetachWork"/>): each new
 /// container copies the host's mount table, so a mount per running task made every launch slower as more
-/// ran (at 1,000 concurrent runs, a fifth of all CPU went with them; docs/benchmarks.md). Detached, the
+/// ran (without them a 1,000-task burst took about a fifth less CPU; docs/benchmarks.md). Detached, the
 /// tmpfs lives on in the container's own bind of it, and the service reaches it through a handle it
 /// opened while it was mounted: that is how the artifacts are read after the run.
 /// </remarks>
