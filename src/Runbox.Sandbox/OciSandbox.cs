@@ -32,6 +32,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     private readonly Lazy<Task<Started>> _startup;
     private int _disposed;
 
+    // Made with the prefix at startup; every runner of this instance names its run cgroups with it.
+    private RunCgroupNames _cgroupNames = new("");
+
     public OciSandbox(IOptions<SandboxOptions> options, ILogger<OciSandbox> logger, TimeProvider timeProvider)
     {
         _options = options.Value;
@@ -237,7 +240,6 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         MemoryBytes = memoryBytes,
         Processes = processes,
         DiskBytes = diskBytes,
-        CgroupPath = OciBundleBuilder.CgroupParent + "/" + containerId,
     };
 
     private async Task<Started> StartAsync()
@@ -259,6 +261,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
             ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
             var cgroups = Cgroupfs.Detect();
+            _cgroupNames = new RunCgroupNames(ContainerPrefix);
             var live = LiveFolder.Of(_stateDirectory);
             live.Mount();
             var candidates = ResolveRuntimes();
@@ -330,7 +333,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
     {
         var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory);
-        var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, pidFiles, _time, _options, placement);
+        var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _cgroupNames, pidFiles, _time, _options, placement);
         if (compiled is not null)
         {
             // Prove that this crun honours the annotation before relying on it.
@@ -375,7 +378,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
     {
         byte[]? compiled = null;
-        var runner = new ContainerRunner(runtime, builder, cgroups, pidFiles, _time, _options, placement);
+        var runner = new ContainerRunner(runtime, builder, cgroups, _cgroupNames, pidFiles, _time, _options, placement);
         await ProbeAsync(runner, runsDirectory, containerId =>
         {
             if (runtime.TakesPrecompiledSeccomp)

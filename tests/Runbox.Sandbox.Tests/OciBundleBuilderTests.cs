@@ -75,8 +75,7 @@ public sealed class OciBundleBuilderTests : IDisposable
             Processes = 33,
             DiskBytes = 8L << 20,
             CpuTime = TimeSpan.FromMilliseconds(1500),
-            CgroupPath = "/runbox/rbx-test",
-        });
+        }, "/runbox/rbx-test");
         using var document = JsonDocument.Parse(File.ReadAllBytes(path));
         return document.RootElement.Clone();
     }

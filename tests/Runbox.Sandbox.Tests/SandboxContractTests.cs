@@ -209,6 +209,28 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
         Assert.True(measured[0] / measured[1] < 1.2, $"CPU {measured[0]} s over {measured[1]} s of wall time; {Describe(result)}");
     }
 
+    /// <summary>
+    /// Regression: every run had a cgroup name of its own, and the kernel keeps a negative dentry for each
+    /// removed name in each hierarchy, so the dentry cache grew by five entries per run without bound.
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_OneRunAfterAnother_ReuseTheRunCgroupName()
+    {
+        var names = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var run = Fixture.Sandbox.RunAsync(SandboxFixture.Spec("bash", "echo up; sleep 0.2"), new SignalOnOutput(running), TestContext.Current.CancellationToken);
+            await running.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+            names.Add(Path.GetFileName(Assert.Single(Directory.GetDirectories("/sys/fs/cgroup/memory/runbox", Fixture.Sandbox.ContainerPrefix + "*"))));
+            var result = await run;
+            Assert.Equal(Verdict.Ok, result.Verdict);
+        }
+
+        Assert.Single(names.Distinct());
+        Assert.Empty(Directory.GetDirectories("/sys/fs/cgroup/memory/runbox", Fixture.Sandbox.ContainerPrefix + "*"));
+    }
+
     [Fact]
     public async Task RunAsync_CpuTimeOverLimit_ReturnsTimeLimitBeforeWallTime()
     {

@@ -21,12 +21,6 @@ internal sealed record ContainerSpec
 
     /// <summary>The CPU-time limit; the service's watchdog enforces it, RLIMIT_CPU is the backstop.</summary>
     public required TimeSpan CpuTime { get; init; }
-
-    /// <summary>
-    /// The run's cgroup, e.g. <c>/runbox/rbx-…</c>: the service creates it with the memory, process and
-    /// CPU limits, and the runtime creates the container's own cgroup beneath it (<see cref="OciBundleBuilder.ContainerCgroup"/>).
-    /// </summary>
-    public required string CgroupPath { get; init; }
 }
 
 /// <summary>
@@ -87,7 +81,12 @@ internal sealed class OciBundleBuilder
     /// </summary>
     public static byte[] SeccompProfileJson { get; } = LoadSeccompProfile();
 
-    public string Write(ContainerSpec spec)
+    /// <summary>
+    /// Writes the bundle's config.json. <paramref name="cgroupPath"/> is the run's cgroup, e.g.
+    /// <c>/runbox/rbx-…</c>: the service creates it with the memory, process and CPU limits, and a runtime
+    /// that manages cgroups creates the container's own beneath it (<see cref="ContainerCgroup"/>).
+    /// </summary>
+    public string Write(ContainerSpec spec, string cgroupPath)
     {
         Directory.CreateDirectory(spec.BundleDirectory);
         var path = Path.Combine(spec.BundleDirectory, "config.json");
@@ -102,7 +101,7 @@ internal sealed class OciBundleBuilder
         json.WriteEndObject();
         json.WriteString("hostname", "sandbox");
         WriteMounts(json, spec);
-        WriteLinux(json, spec);
+        WriteLinux(json, cgroupPath);
         if (_seccompBpfBase64 is not null)
         {
             json.WriteStartObject("annotations");
@@ -173,7 +172,7 @@ internal sealed class OciBundleBuilder
         json.WriteEndArray();
     }
 
-    private void WriteLinux(Utf8JsonWriter json, ContainerSpec spec)
+    private void WriteLinux(Utf8JsonWriter json, string cgroupPath)
     {
         json.WriteStartObject("linux");
         json.WriteStartArray("namespaces");
@@ -194,7 +193,7 @@ internal sealed class OciBundleBuilder
         json.WriteEndObject();
         json.WriteEndArray();
         json.WriteEndObject();
-        json.WriteString("cgroupsPath", spec.CgroupPath + "/" + ContainerCgroup);
+        json.WriteString("cgroupsPath", cgroupPath + "/" + ContainerCgroup);
         WriteStrings(json, "maskedPaths", MaskedPaths);
         WriteStrings(json, "readonlyPaths", ReadonlyPaths);
         if (_seccompBpfBase64 is null)

@@ -41,11 +41,14 @@ internal abstract class Cgroupfs(string root)
     public static Cgroupfs Detect(string root = DefaultRoot) =>
         File.Exists(Path.Combine(root, "cgroup.controllers")) ? new CgroupfsV2(root) : new CgroupfsV1(root);
 
-    /// <summary>Creates the cgroup at <paramref name="path"/> (e.g. <c>/runbox/rbx-…</c>) with its limits.</summary>
+    /// <summary>
+    /// Creates the cgroup at <paramref name="path"/> (e.g. <c>/runbox/rbx-…</c>) with its limits;
+    /// <paramref name="removed"/> is called once the cgroup is gone again.
+    /// </summary>
     /// <exception cref="IOException">cgroupfs refused a directory or a limit.</exception>
-    public RunCgroup Create(string path, CgroupLimits limits)
+    public RunCgroup Create(string path, CgroupLimits limits, Action<string>? removed = null)
     {
-        var cgroup = new RunCgroup(this, path);
+        var cgroup = new RunCgroup(this, path, removed);
         try
         {
             cgroup.OomEvents = Configure(path, limits);

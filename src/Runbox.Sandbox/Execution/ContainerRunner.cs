@@ -46,6 +46,7 @@ internal sealed class ContainerRunner(
     OciRuntime runtime,
     OciBundleBuilder bundles,
     Cgroupfs cgroupfs,
+    RunCgroupNames cgroupNames,
     PidFileWatcher pidFiles,
     TimeProvider time,
     SandboxOptions options,
@@ -105,12 +106,12 @@ internal sealed class ContainerRunner(
         Action? onStarted = null,
         LaunchTurn? turn = null)
     {
-        bundles.Write(spec);
+        var processLimit = spec.Processes + OwnProcesses;
+        using var cgroup = cgroupfs.Create(cgroupNames.Rent(), new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus, DeviceAllowlist: placement is not null), cgroupNames.Return);
+        bundles.Write(spec, cgroup.Path);
         var pidFile = Path.Combine(spec.BundleDirectory, "pid");
         var logFile = Path.Combine(spec.BundleDirectory, "runtime.log");
         var stop = new TaskCompletionSource<StopReason>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var processLimit = spec.Processes + OwnProcesses;
-        using var cgroup = cgroupfs.Create(spec.CgroupPath, new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus, DeviceAllowlist: placement is not null));
 
         using var launch = turn ?? await WaitForLaunchTurnAsync();
         using var pidFileWatch = pidFiles.Start(spec.BundleDirectory);
