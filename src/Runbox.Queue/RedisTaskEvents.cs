@@ -38,17 +38,14 @@ public sealed class RedisTaskEvents : ITaskEvents, IAsyncDisposable
     public async Task PublishAsync(Guid taskId, TaskEvent taskEvent, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(taskEvent);
-        await scripts.EvaluateAsync(PublishScript, [keys.TaskEvents(taskId)],
-        [
-            options.EventsPerTask,
-            (long)options.EventsRetention.TotalMilliseconds,
-            keys.EventsChannel.ToString(),
-            taskId.ToString("D"),
-            taskEvent.Kind,
-            taskEvent.Data,
-            taskEvent.Stream ?? "",
-            taskEvent.Attempt,
-        ], cancellationToken);
+        await scripts.EvaluateAsync(PublishScript, [keys.TaskEvents(taskId)], Arguments(taskId, taskEvent), cancellationToken);
+    }
+
+    public async Task<bool> PublishOutputAsync(Guid taskId, long fence, TaskEvent taskEvent, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(taskEvent);
+        var published = await scripts.EvaluateAsync(PublishScript, [keys.TaskEvents(taskId), keys.Task(taskId)], [.. Arguments(taskId, taskEvent), fence], cancellationToken);
+        return !published.IsNull;
     }
 
     public async Task<IReadOnlyList<TaskEvent>> ReadAsync(Guid taskId, string? afterId, TimeSpan wait, CancellationToken cancellationToken)
@@ -91,6 +88,18 @@ public sealed class RedisTaskEvents : ITaskEvents, IAsyncDisposable
             await redis.GetSubscriber().UnsubscribeAsync(keys.EventsChannel, OnEvent);
         }
     }
+
+    private RedisValue[] Arguments(Guid taskId, TaskEvent taskEvent) =>
+    [
+        options.EventsPerTask,
+        (long)options.EventsRetention.TotalMilliseconds,
+        keys.EventsChannel.ToString(),
+        taskId.ToString("D"),
+        taskEvent.Kind,
+        taskEvent.Data,
+        taskEvent.Stream ?? "",
+        taskEvent.Attempt,
+    ];
 
     private async Task<IReadOnlyList<TaskEvent>> ReadRangeAsync(Guid taskId, string? afterId, CancellationToken cancellationToken)
     {

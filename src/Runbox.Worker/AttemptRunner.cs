@@ -113,7 +113,7 @@ internal sealed class AttemptRunner(
     private async Task<ExecutionResult> RunSandboxAsync(TaskRecord task, ActiveAttempt attempt, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(attempt.Stop.Token, cancellationToken);
-        var sink = new TaskEventsOutputSink(events, task.Id, task.Attempt);
+        var sink = new TaskEventsOutputSink(events, task.Id, task.Attempt, attempt.Lease.Fence);
         try
         {
             return await sandbox.RunAsync(task.Spec, sink, linked.Token);

@@ -89,6 +89,57 @@ public sealed class WaitAndEventsTests(RedisFixture redis)
         await redis.Redis.GetDatabase().KeyDeleteAsync(key);
     }
 
+    [Fact]
+    public async Task PublishOutput_UnderTheRunningFence_IsAppended()
+    {
+        await using var h = new QueueHarness(redis.Redis);
+        await using var events = EventsOf(h);
+        var item = await h.EnqueueAsync("alice");
+        var lease = await h.ClaimOneAsync();
+
+        Assert.True(await events.PublishOutputAsync(item.TaskId, lease.Fence, Output("hello\n", lease.Attempt), Token));
+
+        var read = Assert.Single(await events.ReadAsync(item.TaskId, null, TimeSpan.Zero, Token));
+        Assert.Equal(("output", "hello\n", "stdout", lease.Attempt), (read.Kind, read.Data, read.Stream, read.Attempt));
+    }
+
+    /// <summary>Regression: output events were not fenced, so a frozen worker's late output reached live readers.</summary>
+    [Fact]
+    public async Task PublishOutput_StaleFenceAfterReapAndReclaim_RefusedAndOnlyTheLiveOutputIsRead()
+    {
+        await using var h = new QueueHarness(redis.Redis, o => o.BackoffBase = TimeSpan.Zero);
+        await using var events = EventsOf(h);
+        var item = await h.EnqueueAsync("alice");
+        var frozen = await h.ClaimOneAsync("frozen");
+        h.Time.Advance(h.Options.LeaseDuration + h.Options.ReapGrace + TimeSpan.FromSeconds(1));
+        Assert.Single(await h.Queue.ReapAsync(10, Token));
+        var live = await h.ClaimOneAsync("live");
+
+        var stale = await events.PublishOutputAsync(item.TaskId, frozen.Fence, Output("late\n", frozen.Attempt), Token);
+        var current = await events.PublishOutputAsync(item.TaskId, live.Fence, Output("live\n", live.Attempt), Token);
+
+        Assert.False(stale);
+        Assert.True(current);
+        Assert.Equal(["live\n"], (await events.ReadAsync(item.TaskId, null, TimeSpan.Zero, Token)).Select(e => e.Data));
+    }
+
+    [Fact]
+    public async Task PublishOutput_TaskNotRunning_IsRefused()
+    {
+        await using var h = new QueueHarness(redis.Redis);
+        await using var events = EventsOf(h);
+        var pending = await h.EnqueueAsync("alice");
+
+        Assert.False(await events.PublishOutputAsync(pending.TaskId, 1, Output("x", 1), Token));
+        Assert.False(await events.PublishOutputAsync(Guid.NewGuid(), 1, Output("x", 1), Token));
+        Assert.Empty(await events.ReadAsync(pending.TaskId, null, TimeSpan.Zero, Token));
+    }
+
+    private static TaskEvent Output(string text, int attempt) => new("output", text) { Stream = "stdout", Attempt = attempt };
+
+    private RedisTaskEvents EventsOf(QueueHarness harness) =>
+        new(redis.Redis, Options.Create(harness.Options), TimeProvider.System, NullLogger<RedisTaskEvents>.Instance);
+
     private RedisTaskEvents NewEvents(out QueueOptions options)
     {
         options = new QueueOptions

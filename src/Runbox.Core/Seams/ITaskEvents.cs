@@ -7,7 +7,15 @@ namespace Runbox.Core.Seams;
 /// </summary>
 public interface ITaskEvents
 {
+    /// <summary>Appends an event. Status events follow a store change, which is fenced already.</summary>
     Task PublishAsync(Guid taskId, TaskEvent taskEvent, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Appends a running attempt's output only while the queue still has the task running under
+    /// <paramref name="fence"/>; false, and nothing appended, once it does not (the lease was lost and
+    /// the reaper or a newer attempt owns the task). A stale attempt's output never reaches a reader.
+    /// </summary>
+    Task<bool> PublishOutputAsync(Guid taskId, long fence, TaskEvent taskEvent, CancellationToken cancellationToken);
 
     /// <summary>Events after <paramref name="afterId"/> (null = from the start), waiting up to <paramref name="wait"/> for the first.</summary>
     Task<IReadOnlyList<TaskEvent>> ReadAsync(Guid taskId, string? afterId, TimeSpan wait, CancellationToken cancellationToken);
