@@ -4,16 +4,17 @@ using Runbox.Sandbox.Bundle;
 namespace Runbox.Sandbox.Cgroups;
 
 /// <summary>
-/// Paths for run cgroups (<c>/runbox/{prefix}{n}</c>): a name is handed out again once the cgroup that had
-/// it is gone, so an instance uses as many names as it ever had runs at once.
+/// Paths for run cgroups (<c>/runbox/{prefix}cg{n}</c>): a name is handed out again once the cgroup that
+/// had it is gone, so an instance uses as many names as it ever had runs at once.
 /// </summary>
 /// <remarks>
 /// Why not a fresh name per run: the kernel keeps a negative dentry for every removed cgroup name in every
 /// hierarchy (five per run on cgroup v1), and nothing bounds them but memory pressure. With a unique name
 /// per run the dentry cache grew by five entries per run for as long as the service ran (measured: ~5 per
-/// task over 9,000 tasks; the same name made and removed 1,000 times left none). A name whose cgroup could
-/// not be removed is never given out again: its cgroup still exists, and a leftover sweep at the next
-/// start (LeftoverCleaner, by prefix) removes it.
+/// task over 9,000 tasks; the same name made and removed 1,000 times left none).
+/// A name never meets a cgroup that exists: a name whose cgroup could not be removed is never given out
+/// again, the prefix is this instance's alone (its state folder is locked), and the leftover sweep at
+/// start (LeftoverCleaner) removes what a crashed process left, or fails the start, before the first run.
 /// </remarks>
 internal sealed class RunCgroupNames(string prefix)
 {
