@@ -43,14 +43,14 @@ internal sealed class CgroupPlacement
 
     /// <summary>
     /// Moves the calling thread into the run cgroup at <paramref name="runCgroupPath"/>; disposing the
-    /// result, on the same thread, moves it back to where it was.
+    /// result, on the same thread, moves it back to where it was, with any thread created meanwhile.
     /// </summary>
     /// <exception cref="IOException">cgroupfs refused the move (the thread is back where it was).</exception>
     public Scope Enter(string runCgroupPath)
     {
         var tid = Libc.GetThreadId();
         var home = HomeTasksFiles(tid);
-        var scope = new Scope(tid, home);
+        var scope = new Scope(tid, home, Path.Combine(_root, _controllers[0], runCgroupPath.TrimStart('/'), "tasks"));
         try
         {
             foreach (var controller in _controllers)
@@ -93,7 +93,7 @@ internal sealed class CgroupPlacement
         Cgroupfs.WriteValue(tasksFile, tid.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The calling thread's stay in a run cgroup.</summary>
-    public sealed class Scope(int tid, List<string> home) : IDisposable
+    public sealed class Scope(int tid, List<string> home, string runTasksFile) : IDisposable
     {
         public void Dispose()
         {
@@ -104,6 +104,39 @@ internal sealed class CgroupPlacement
             foreach (var tasks in home)
             {
                 WriteThread(tasks, tid);
+            }
+            // A thread begins in the cgroups of the thread that created it, and the runtime creates some on
+            // demand from whichever thread needs one (the JIT's tier-1 worker when a method's call count is
+            // reached, a thread-pool worker when work is queued). One created in the scope would stay in
+            // the run cgroup: under the program's limits, its memory charged there, the cgroup never
+            // removable. Any such thread goes home too.
+            foreach (var straggler in ThreadsOfThisProcess(runTasksFile))
+            {
+                try
+                {
+                    foreach (var tasks in home)
+                    {
+                        WriteThread(tasks, straggler);
+                    }
+                }
+                catch (IOException) when (!IsThreadOfThisProcess(straggler))
+                {
+                    // It ended in the meantime.
+                }
+            }
+        }
+
+        private static bool IsThreadOfThisProcess(int tid) =>
+            Directory.Exists("/proc/self/task/" + tid.ToString(CultureInfo.InvariantCulture));
+
+        private static IEnumerable<int> ThreadsOfThisProcess(string tasksFile)
+        {
+            foreach (var line in File.ReadAllLines(tasksFile))
+            {
+                if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var member) && IsThreadOfThisProcess(member))
+                {
+                    yield return member;
+                }
             }
         }
     }
