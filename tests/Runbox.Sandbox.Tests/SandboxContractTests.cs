@@ -458,6 +458,24 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
         Assert.Equal("su is setuid\nNoNewPrivs:1\nusr nosuid\nsu failed\n1000\n", result.Stdout);
     }
 
+    /// <summary>
+    /// Regression: crun sits in the run's memory cgroup (CgroupPlacement) and the program had the same OOM
+    /// score, so a program of many processes smaller than crun could get crun killed instead of itself.
+    /// A program may lower its score back to the default, never below it.
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_Program_IsTheOomKillersFirstChoiceAndCannotGoBelowTheDefault()
+    {
+        var source = """
+            cat /proc/self/oom_score_adj /proc/1/oom_score_adj
+            (echo -1 > /proc/self/oom_score_adj) 2>/dev/null && echo below || echo refused
+            """;
+
+        var result = await Fixture.RunAsync("bash", source);
+
+        Assert.Equal("1000\n1000\nrefused\n", result.Stdout);
+    }
+
     [Fact]
     public async Task RunAsync_FilesInWorkOut_ReturnedAsArtifactsWithoutSymlinks()
     {

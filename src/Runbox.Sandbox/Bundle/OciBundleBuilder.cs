@@ -149,6 +149,12 @@ internal sealed class OciBundleBuilder
         WriteRlimit(json, "RLIMIT_CPU", cpuSeconds, cpuSeconds + 1);
         json.WriteEndArray();
         json.WriteBoolean("noNewPrivileges", true);
+        // The program (and tini) are the OOM killer's first choice, in the run's memory cgroup and on the
+        // host: with crun started inside the run cgroup (CgroupPlacement), a program of many processes
+        // smaller than crun (~3 MiB) would otherwise get crun killed first. A program may lower its score
+        // back to the default (never below, without CAP_SYS_RESOURCE); getting crun killed then only
+        // fails its own run, whose processes go when the run cgroup is removed.
+        json.WriteNumber("oomScoreAdj", 1000);
         json.WriteEndObject();
     }
 
