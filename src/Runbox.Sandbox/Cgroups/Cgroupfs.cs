@@ -89,7 +89,9 @@ internal abstract class Cgroupfs(string root)
     public List<string> Remove(string path)
     {
         var removed = new List<string>();
-        foreach (var directory in Directories(path))
+        // A run cgroup is in some hierarchies only (five of eleven on this host, or all where the runtime
+        // made its container's cgroup in each): a stat, not a failed rmdir's exception, skips the others.
+        foreach (var directory in Directories(path).Where(Directory.Exists))
         {
             RemoveTree(directory, removed);
         }
