@@ -95,12 +95,9 @@ internal sealed class CgroupPlacement
     /// <summary>The calling thread's stay in a run cgroup.</summary>
     public sealed class Scope(int tid, List<string> home, string runTasksFile) : IDisposable
     {
+        /// <exception cref="InvalidOperationException">Called on another thread than Enter: the code in between awaited, and what it started may not be in the run cgroup.</exception>
         public void Dispose()
         {
-            if (Libc.GetThreadId() != tid)
-            {
-                throw new InvalidOperationException("a cgroup placement must end on the thread that entered it");
-            }
             foreach (var tasks in home)
             {
                 WriteThread(tasks, tid);
@@ -123,6 +120,10 @@ internal sealed class CgroupPlacement
                 {
                     // It ended in the meantime.
                 }
+            }
+            if (Libc.GetThreadId() != tid)
+            {
+                throw new InvalidOperationException("a cgroup placement must end on the thread that entered it");
             }
         }
 
