@@ -32,8 +32,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     private readonly Lazy<Task<Started>> _startup;
     private int _disposed;
 
-    // Made with the prefix at startup; every runner of this instance names its run cgroups with it.
-    private RunCgroupNames _cgroupNames = new("");
+    // Every runner of this instance names its run cgroups from here.
+    private readonly RunCgroupNames _cgroupNames;
 
     public OciSandbox(IOptions<SandboxOptions> options, ILogger<OciSandbox> logger, TimeProvider timeProvider)
     {
@@ -42,6 +42,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         _logger = logger;
         _time = timeProvider;
         _stateDirectory = Path.GetFullPath(_options.StateDirectory);
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
+        ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
+        _cgroupNames = new RunCgroupNames(ContainerPrefix);
         _startup = new(StartAsync);
     }
 
@@ -64,7 +67,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// Every container, cgroup and run folder of this instance starts with this prefix. It is derived from
     /// the state folder, so two instances with different folders never clean up each other's runs.
     /// </summary>
-    public string ContainerPrefix { get; private set; } = "";
+    public string ContainerPrefix { get; }
 
     private Started Current => _startup.IsValueCreated && _startup.Value.IsCompletedSuccessfully
         ? _startup.Value.Result
@@ -258,10 +261,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         PidFileWatcher? pidFiles = null;
         try
         {
-            var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
-            ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
             var cgroups = Cgroupfs.Detect();
-            _cgroupNames = new RunCgroupNames(ContainerPrefix);
             var live = LiveFolder.Of(_stateDirectory);
             live.Mount();
             var candidates = ResolveRuntimes();
