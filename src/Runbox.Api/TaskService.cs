@@ -180,8 +180,7 @@ public sealed class TaskService(
         {
             // Follow from the stream's end as it is now, read before the store: whatever the store does not
             // show yet is published after this point.
-            var backlog = await TryReadEventsAsync(id, null, TimeSpan.Zero, deadline.Token);
-            var after = backlog?.Count > 0 ? backlog[^1].Id : null;
+            var after = await TryLastEventIdAsync(id, deadline.Token);
             while (true)
             {
                 var task = await store.GetAsync(id, deadline.Token);
@@ -216,6 +215,19 @@ public sealed class TaskService(
 
     private static bool MayBeLast(TaskEvent taskEvent) =>
         taskEvent.Kind == "status" && TaskStatusNames.TryParse(taskEvent.Data, out var status) && IsSettled(status);
+
+    private async Task<string?> TryLastEventIdAsync(Guid id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await events.LastIdAsync(id, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // From the start then: an old event read again only costs a store read.
+            return null;
+        }
+    }
 
     private async Task<IReadOnlyList<TaskEvent>?> TryReadEventsAsync(Guid id, string? after, TimeSpan wait, CancellationToken cancellationToken)
     {

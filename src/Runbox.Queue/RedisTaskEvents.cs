@@ -81,6 +81,12 @@ public sealed class RedisTaskEvents : ITaskEvents, IAsyncDisposable
         }
     }
 
+    public async Task<string?> LastIdAsync(Guid taskId, CancellationToken cancellationToken)
+    {
+        var newest = await redis.GetDatabase().StreamRangeAsync(keys.TaskEvents(taskId), "-", "+", count: 1, messageOrder: Order.Descending).WaitAsync(cancellationToken);
+        return newest.Length > 0 ? (string?)newest[0].Id : null;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (subscribed is not null)

@@ -55,6 +55,25 @@ public sealed class WaitAndEventsTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task Events_LastId_IsTheNewestEventsOrNullWithoutEvents()
+    {
+        await using var events = NewEvents(out _);
+        var taskId = Guid.NewGuid();
+        Assert.Null(await events.LastIdAsync(taskId, Token));
+
+        for (var i = 0; i < 3; i++)
+        {
+            await events.PublishAsync(taskId, new TaskEvent("output", i.ToString(System.Globalization.CultureInfo.InvariantCulture)) { Stream = "stdout" }, Token);
+        }
+
+        var all = await events.ReadAsync(taskId, null, TimeSpan.Zero, Token);
+        Assert.Equal(3, all.Count);
+        var last = await events.LastIdAsync(taskId, Token);
+        Assert.Equal(all[^1].Id, last);
+        Assert.Empty(await events.ReadAsync(taskId, last, TimeSpan.Zero, Token));
+    }
+
+    [Fact]
     public async Task Events_ReaderCaughtUp_WakesOnPublish()
     {
         await using var events = NewEvents(out _);

@@ -19,6 +19,9 @@ public interface ITaskEvents
 
     /// <summary>Events after <paramref name="afterId"/> (null = from the start), waiting up to <paramref name="wait"/> for the first.</summary>
     Task<IReadOnlyList<TaskEvent>> ReadAsync(Guid taskId, string? afterId, TimeSpan wait, CancellationToken cancellationToken);
+
+    /// <summary>The id of the task's newest event, null when it has none: where a reader that wants only what comes next starts.</summary>
+    Task<string?> LastIdAsync(Guid taskId, CancellationToken cancellationToken);
 }
 
 /// <summary><see cref="Kind"/> is "status" (Data = the new status) or "output" (Stream = stdout|stderr, Data = text).</summary>
