@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Runbox.Sandbox.Cgroups;
 using Runbox.Sandbox.Native;
@@ -45,6 +46,51 @@ public sealed class CgroupPlacementTests
             release.Set();
             straggler.Join();
             cgroup.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Regression: when the way home failed after the runtime had started, the process was dropped, still
+    /// running, with its pipes open until finalization. A cgroupfs laid out in a folder, with the run
+    /// cgroup but none of the thread's home cgroups, makes the way home fail.
+    /// </summary>
+    [Fact]
+    public void Start_WayHomeFails_TheStartedProcessIsKilled()
+    {
+        var root = Directory.CreateTempSubdirectory("runbox-placement-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "memory", "runbox", "run"));
+            var placement = new CgroupPlacement(root, ["memory"]);
+            var pid = 0;
+
+            Assert.ThrowsAny<IOException>(() => placement.Start("/runbox/run", () =>
+            {
+                var process = Process.Start(new ProcessStartInfo("/bin/sleep", ["30"]) { RedirectStandardOutput = true })!;
+                pid = process.Id;
+                return process;
+            }));
+
+            Assert.NotEqual(0, pid);
+            Assert.True(SpinWait.SpinUntil(() => HasEnded(pid), TimeSpan.FromSeconds(5)), $"process {pid} still runs");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>Gone, or a zombie waiting to be reaped.</summary>
+    private static bool HasEnded(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return true;
         }
     }
 

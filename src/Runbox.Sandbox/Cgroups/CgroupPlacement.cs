@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Runbox.Sandbox.Native;
 
@@ -64,6 +65,40 @@ internal sealed class CgroupPlacement
             throw;
         }
         return scope;
+    }
+
+    /// <summary>
+    /// Starts a process with <paramref name="start"/> inside the run cgroup at <paramref name="runCgroupPath"/>
+    /// (see <see cref="Enter"/>) and returns it once the calling thread is back home. Should the way home
+    /// fail, the process is killed and disposed before the error goes up: a caller that gets no process
+    /// could neither end it nor close its pipes.
+    /// </summary>
+    /// <exception cref="IOException">cgroupfs refused a move.</exception>
+    public Process Start(string runCgroupPath, Func<Process> start)
+    {
+        Process process;
+        // Synchronous from here to the end: the thread that entered the cgroup must leave it.
+        var scope = Enter(runCgroupPath);
+        try
+        {
+            process = start();
+        }
+        catch
+        {
+            scope.Dispose();
+            throw;
+        }
+        try
+        {
+            scope.Dispose();
+        }
+        catch
+        {
+            process.Kill();
+            process.Dispose();
+            throw;
+        }
+        return process;
     }
 
     /// <summary>The <c>tasks</c> files of the cgroups the thread is in now, per hierarchy this placement moves it in.</summary>

@@ -223,18 +223,9 @@ internal sealed class ContainerRunner(
         return true;
     }
 
-    private System.Diagnostics.Process StartRun(ContainerSpec spec, RunCgroup cgroup, string pidFile, string logFile)
-    {
-        if (placement is null)
-        {
-            return runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
-        }
-        // Synchronous from here to the end of the scope: the thread that entered the cgroup must leave it.
-        using (placement.Enter(cgroup.Path))
-        {
-            return runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile);
-        }
-    }
+    private System.Diagnostics.Process StartRun(ContainerSpec spec, RunCgroup cgroup, string pidFile, string logFile) => placement is null
+        ? runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile)
+        : placement.Start(cgroup.Path, () => runtime.StartRun(spec.ContainerId, spec.BundleDirectory, pidFile, logFile));
 
     private async Task StopAsync(string containerId, StopReason reason, Task exit)
     {
