@@ -314,7 +314,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                     Log.RuntimeSelected(_logger, name, path, await way.VersionAsync(), why);
                     return runner;
                 }
-                catch (SandboxException e)
+                // cgroupfs refusing a placement (no writable devices hierarchy, say) rules out that way only.
+                catch (Exception e) when (e is SandboxException or IOException or UnauthorizedAccessException)
                 {
                     var what = wayPlacement is null ? name : name + " inside the run cgroup";
                     Log.RuntimeRejected(_logger, what, e.Message);
@@ -329,6 +330,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     /// <summary>A runner for the runtime once test containers ran on it (with the precompiled seccomp filter where it takes one).</summary>
     /// <exception cref="SandboxException">A test container failed.</exception>
+    /// <exception cref="IOException">cgroupfs or the run folder refused a step.</exception>
     private async Task<ContainerRunner> ProveAsync(
         OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
     {
