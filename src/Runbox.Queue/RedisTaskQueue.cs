@@ -26,7 +26,7 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     private static readonly string[] Scripts =
     [
         "enqueue", "claim", "heartbeat", "finish", "cancel", "reap", "requeue", "remove", "state",
-        "set_user_limit", "stats", "register_worker", "list_workers",
+        "restore", "set_user_limit", "stats", "register_worker", "list_workers",
     ];
 
     private readonly IConnectionMultiplexer redis;
@@ -191,6 +191,14 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
         var fields = (RedisValue[])result!;
         return new QueuedTaskState(taskId, fields[0]!, (long)fields[1], (int)fields[2], fields[3] == "1");
     }
+
+    public async Task<QueueRestore> RestoreAsync(QueueItem item, bool running, CancellationToken cancellationToken) =>
+        (long)await RunAsync("restore", Args([running ? "running" : "pending", .. FreshTaskArgs(item)]), cancellationToken) switch
+        {
+            0 => QueueRestore.Intact,
+            1 => QueueRestore.Restored,
+            _ => QueueRestore.Lost,
+        };
 
     public async Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken)
     {

@@ -28,7 +28,7 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Information, "Reaper: task {TaskId} lease expired; now {Status} (fence {Fence})")]
     public static partial void Reaped(ILogger logger, Guid taskId, string status, long fence);
 
-    [LoggerMessage(9, LogLevel.Information, "Reconciler: re-enqueued pending task {TaskId} that the queue had lost")]
+    [LoggerMessage(9, LogLevel.Information, "Reconciler: restored pending task {TaskId}, which the queue had lost or could no longer reach")]
     public static partial void Reenqueued(ILogger logger, Guid taskId);
 
     [LoggerMessage(10, LogLevel.Information, "Reconciler: dropped queue entry for task {TaskId}, which the store finished as {Status}")]
@@ -45,4 +45,7 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Warning, "Task {TaskId}: claimed but the store has it as {Status}; settling the queue to match")]
     public static partial void ClaimedButNotPending(ILogger logger, Guid taskId, string status);
+
+    [LoggerMessage(15, LogLevel.Information, "Reconciler: running task {TaskId} had lost its lease entry; the reaper sees it again")]
+    public static partial void LeaseRestored(ILogger logger, Guid taskId);
 }

@@ -47,9 +47,8 @@ public sealed class Reconciler(
         var repaired = 0;
         await foreach (var task in ListAsync(TaskStatus.Pending, cancellationToken))
         {
-            if (await queue.GetStateAsync(task.Id, cancellationToken) is null)
+            if (await queue.RestoreAsync(task.ToQueueItem(options.Value.DeadlineSlack), running: false, cancellationToken) == QueueRestore.Restored)
             {
-                await queue.EnqueueAsync(task.ToQueueItem(options.Value.DeadlineSlack), cancellationToken);
                 Log.Reenqueued(logger, task.Id);
                 repaired++;
             }
@@ -57,7 +56,13 @@ public sealed class Reconciler(
 
         await foreach (var task in ListAsync(TaskStatus.Running, cancellationToken))
         {
-            if (await queue.GetStateAsync(task.Id, cancellationToken) is not null)
+            var restore = await queue.RestoreAsync(task.ToQueueItem(options.Value.DeadlineSlack), running: true, cancellationToken);
+            if (restore == QueueRestore.Restored)
+            {
+                Log.LeaseRestored(logger, task.Id);
+                repaired++;
+            }
+            if (restore != QueueRestore.Lost)
             {
                 continue;
             }

@@ -52,6 +52,15 @@ public interface ITaskQueue
     /// <summary>What the queue knows of a task, or null when it holds nothing for it.</summary>
     Task<QueuedTaskState?> GetStateAsync(Guid taskId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Makes the queue hold one task as the store does (the reconciler's repair), after the queue lost some
+    /// or all of its data. A task the store has pending is queued afresh when the queue has no live record
+    /// of it, and put back in its place (ready, delayed, among the eligible) when its record survived but
+    /// that place did not. A running record gets its lease back when it lost it, so the reaper sees it.
+    /// <paramref name="running"/> says the store has the task running (else pending).
+    /// </summary>
+    Task<QueueRestore> RestoreAsync(QueueItem item, bool running, CancellationToken cancellationToken);
+
     Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken);
 
     Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken);
@@ -121,6 +130,15 @@ public enum CancelResult
 }
 
 public sealed record ReapedTask(Guid TaskId, string User, long NewFence, int Attempt, AttemptOutcome Outcome);
+
+public enum QueueRestore
+{
+    /// <summary>The queue held the task as it should.</summary>
+    Intact,
+    Restored,
+    /// <summary>The store has the task running and the queue has no record of it: that attempt is lost.</summary>
+    Lost,
+}
 
 public sealed record QueuedTaskState(Guid TaskId, string State, long Fence, int Attempt, bool Dead);
 
