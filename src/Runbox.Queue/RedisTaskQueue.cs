@@ -26,7 +26,7 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     private static readonly string[] Scripts =
     [
         "enqueue", "claim", "heartbeat", "finish", "cancel", "reap", "requeue", "remove", "state",
-        "restore", "set_user_limit", "stats", "register_worker", "list_workers",
+        "restore", "recount", "set_user_limit", "stats", "register_worker", "list_workers",
     ];
 
     private readonly IConnectionMultiplexer redis;
@@ -199,6 +199,9 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
             1 => QueueRestore.Restored,
             _ => QueueRestore.Lost,
         };
+
+    public async Task<int> RecountRunningAsync(CancellationToken cancellationToken) =>
+        (int)await RunAsync("recount", Args(), cancellationToken);
 
     public async Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken)
     {

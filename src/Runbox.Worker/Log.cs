@@ -48,4 +48,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Information, "Reconciler: running task {TaskId} had lost its lease entry; the reaper sees it again")]
     public static partial void LeaseRestored(ILogger logger, Guid taskId);
+
+    [LoggerMessage(16, LogLevel.Warning, "Reconciler: the running counts of {Users} users did not match their running tasks (Redis lost data) and were corrected")]
+    public static partial void RunningRecounted(ILogger logger, int users);
 }

@@ -10,9 +10,10 @@ namespace Runbox.Worker;
 /// <summary>
 /// Makes the queue agree with the store, the system of record: a pending task the queue lacks (a
 /// crash between the store write and the enqueue, or a Redis that lost its data) is enqueued again;
-/// a running task the queue no longer knows is closed as a lost attempt and retried. Also applies
-/// retention. Safe to run in several processes at once: enqueue is idempotent and every store
-/// write is conditional.
+/// a running task the queue no longer knows is closed as a lost attempt and retried; what a partial
+/// loss cut off (a record without its place in the queue or its lease, a user's running count left
+/// up by runs that no longer exist) is put back. Also applies retention. Safe to run in several
+/// processes at once: every queue repair is one idempotent script and every store write is conditional.
 /// </summary>
 public sealed class Reconciler(
     ITaskQueue queue,
@@ -80,6 +81,14 @@ public sealed class Reconciler(
                 await events.PublishStatusesAsync(write.Task!, [TaskStatus.Failed, TaskStatus.Pending], cancellationToken);
                 repaired++;
             }
+        }
+
+        // After the running tasks are settled: every running record left has its lease again.
+        var recounted = await queue.RecountRunningAsync(cancellationToken);
+        if (recounted > 0)
+        {
+            Log.RunningRecounted(logger, recounted);
+            repaired += recounted;
         }
 
         if (options.Value.Retention > TimeSpan.Zero)

@@ -61,6 +61,13 @@ public interface ITaskQueue
     /// </summary>
     Task<QueueRestore> RestoreAsync(QueueItem item, bool running, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Recounts each user's running tasks from the queue's running records and corrects the counts the
+    /// per-user limits are checked against (the reconciler's repair: a record lost while its task ran
+    /// would otherwise hold its user's count up for good). Returns how many users' counts were corrected.
+    /// </summary>
+    Task<int> RecountRunningAsync(CancellationToken cancellationToken);
+
     Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken);
 
     Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken);

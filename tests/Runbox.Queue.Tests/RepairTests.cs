@@ -3,11 +3,11 @@ using Runbox.Core.Seams;
 namespace Runbox.Queue.Tests;
 
 /// <summary>
-/// The reconciler's repair after Redis lost part of its data. Each case deletes what a partial loss can
+/// The reconciler's repairs after Redis lost part of its data. Each case deletes what a partial loss can
 /// take (keys go one at a time: a flush racing the service, a crash between AOF syncs) and checks that
 /// the task is claimable, or reapable, again.
 /// </summary>
-public sealed class RestoreTests(RedisFixture redis)
+public sealed class RepairTests(RedisFixture redis)
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
@@ -112,6 +112,40 @@ public sealed class RestoreTests(RedisFixture redis)
         Assert.Equal(QueueRestore.Intact, await h.Queue.RestoreAsync(item, running: false, Token));
 
         Assert.Equal(LeaseState.Ok, Assert.Single(await h.Queue.HeartbeatAsync("w1", [lease], Token)).State);
+        Assert.Equal(1, (await h.RunningCountsAsync())["alice"]);
+    }
+
+    [Fact]
+    public async Task Recount_CountsMatchTheRunningTasks_NothingCorrected()
+    {
+        await using var h = new QueueHarness(redis.Redis, o => o.DefaultUserConcurrency = 2);
+        await h.EnqueueAsync("alice");
+        await h.EnqueueAsync("bob");
+        await h.Queue.ClaimAsync("w", 2, Token);
+
+        Assert.Equal(0, await h.Queue.RecountRunningAsync(Token));
+
+        Assert.Equal(new Dictionary<string, long> { ["alice"] = 1, ["bob"] = 1 }, await h.RunningCountsAsync());
+    }
+
+    /// <summary>
+    /// A record lost while its task ran takes the count's decrement with it (neither a finish nor the
+    /// reaper can end what the queue no longer has): a user at their limit would never be claimed from again.
+    /// </summary>
+    [Fact]
+    public async Task Recount_RunningRecordLost_UserClaimableAgain()
+    {
+        await using var h = new QueueHarness(redis.Redis, o => o.DefaultUserConcurrency = 1);
+        await h.EnqueueAsync("alice");
+        var waiting = await h.EnqueueAsync("alice");
+        var lost = await h.ClaimOneAsync();
+        await h.Database.KeyDeleteAsync(h.Keys.Task(lost.TaskId));
+        Assert.False(await h.Queue.FinishAsync(lost, new AttemptOutcome(OutcomeKind.Completed, Core.Tasks.TaskStatus.Completed), Token));
+        Assert.Empty(await h.Queue.ClaimAsync("w", 1, Token));
+
+        Assert.Equal(1, await h.Queue.RecountRunningAsync(Token));
+
+        Assert.Equal(waiting.TaskId, (await h.ClaimOneAsync()).TaskId);
         Assert.Equal(1, (await h.RunningCountsAsync())["alice"]);
     }
 }
