@@ -106,7 +106,8 @@ internal sealed class CgroupPlacement
     {
         // Lines read "4:memory:/some/path" (v1) or "0::/path" (the v2 hierarchy, which is not moved).
         var files = new List<string>();
-        foreach (var line in File.ReadAllLines($"/proc/self/task/{tid.ToString(CultureInfo.InvariantCulture)}/cgroup"))
+        var path = $"/proc/self/task/{tid.ToString(CultureInfo.InvariantCulture)}/cgroup";
+        foreach (var line in (Libc.ReadFile(path) ?? throw new FileNotFoundException("no such thread", path)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(':', 3);
             if (parts.Length != 3 || parts[1].Length == 0)
@@ -167,7 +168,7 @@ internal sealed class CgroupPlacement
 
         private static IEnumerable<int> ThreadsOfThisProcess(string tasksFile)
         {
-            foreach (var line in File.ReadAllLines(tasksFile))
+            foreach (var line in (Libc.ReadFile(tasksFile) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
                 if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var member) && IsThreadOfThisProcess(member))
                 {

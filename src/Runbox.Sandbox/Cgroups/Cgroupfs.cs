@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Runbox.Sandbox.Native;
 
 namespace Runbox.Sandbox.Cgroups;
@@ -104,14 +103,10 @@ internal abstract class Cgroupfs(string root)
     protected string Dir(string hierarchy, string path) => Path.Combine(Root, hierarchy, path.TrimStart('/'));
 
     /// <summary>
-    /// Writes a cgroupfs control file as a shell's <c>echo value &gt; file</c> does: one open, one write. A run
-    /// writes a score of them, so without File.WriteAllText's writer and encoder.
+    /// Writes a cgroupfs control file as a shell's <c>echo value &gt; file</c> does: one open, one write, one
+    /// close (<see cref="Libc.WriteFile"/>). A run writes a score of them.
     /// </summary>
-    internal static void WriteValue(string file, string value)
-    {
-        using var handle = File.OpenHandle(file, FileMode.Create, FileAccess.Write);
-        RandomAccess.Write(handle, Encoding.ASCII.GetBytes(value), 0);
-    }
+    internal static void WriteValue(string file, string value) => Libc.WriteFile(file, value);
 
     protected static long ReadNumber(string file)
     {
@@ -187,17 +182,8 @@ internal abstract class Cgroupfs(string root)
         }
     }
 
-    private static string? TryRead(string file)
-    {
-        try
-        {
-            return File.ReadAllText(file);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-    }
+    /// <summary>A control file's text; null when it (or its cgroup) does not exist.</summary>
+    private static string? TryRead(string file) => Libc.ReadFile(file);
 }
 
 internal sealed class CgroupfsV1(string root) : Cgroupfs(root)

@@ -28,7 +28,7 @@ internal sealed class OomEventCounter : IDisposable
             // The control file only names what to watch: the kernel keeps no reference to it once the
             // registration is written, so it is closed at once (every open fd here is one more for each
             // process this service starts to close on exec).
-            using var oomControl = File.OpenHandle(Path.Combine(memoryCgroupDirectory, "memory.oom_control"));
+            using var oomControl = Libc.OpenReadOnly(Path.Combine(memoryCgroupDirectory, "memory.oom_control"));
             Cgroupfs.WriteValue(
                 Path.Combine(memoryCgroupDirectory, "cgroup.event_control"),
                 $"{eventFd.DangerousGetHandle()} {oomControl.DangerousGetHandle()}");

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using Microsoft.Win32.SafeHandles;
 
 namespace Runbox.Sandbox.Native;
@@ -10,6 +11,7 @@ internal static partial class Libc
     private const int Eagain = 11;
     private const int Einval = 22;
     private const int Enoent = 2;
+    private const int Enotdir = 20;
     private const int MntDetach = 2;
 
     public const ulong MsRdonly = 1;
@@ -18,6 +20,10 @@ internal static partial class Libc
     private const ulong MsRemount = 32;
     private const ulong MsBind = 4096;
 
+    private const int ORdonly = 0;
+    private const int OWronly = 1;
+    private const int OCreat = 0x40;
+    private const int OTrunc = 0x200;
     private const int OPath = 0x200000;
     private const int ODirectory = 0x10000;
     private const int OCloexec = 0x80000;
@@ -66,6 +72,18 @@ internal static partial class Libc
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open_path(string path, int flags);
 
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open_file(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static unsafe partial nint read_into(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint write_from(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc")]
+    private static partial int close(int fd);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lchown(string path, int owner, int group);
 
@@ -113,6 +131,104 @@ internal static partial class Libc
         return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw new IOException($"open {path} failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
+    /// <summary>
+    /// Writes <paramref name="text"/> (ASCII) to <paramref name="path"/> as a shell's <c>echo text &gt; path</c>
+    /// does: open (creating or truncating), one write, close. It is for cgroupfs control files, which take one
+    /// value per write and of which a run writes a score: .NET's file API adds an fstat, an flock, an
+    /// fstatfs, an lseek and an ftruncate to every open, none of which such a file needs.
+    /// </summary>
+    /// <exception cref="IOException">The open or the write failed (<see cref="FileNotFoundException"/> when the path does not exist).</exception>
+    public static unsafe void WriteFile(string path, string text)
+    {
+        var bytes = Encoding.ASCII.GetBytes(text);
+        var fd = Open(path, OWronly | OCreat | OTrunc | OCloexec);
+        if (fd < 0)
+        {
+            throw FileError("open", path, Marshal.GetLastPInvokeError());
+        }
+        try
+        {
+            fixed (byte* start = bytes)
+            {
+                nint written;
+                do
+                {
+                    written = write_from(fd, start, bytes.Length);
+                }
+                while (written < 0 && Marshal.GetLastPInvokeError() == Eintr);
+                if (written < 0)
+                {
+                    throw FileError("write to", path, Marshal.GetLastPInvokeError());
+                }
+                if (written != bytes.Length)
+                {
+                    throw new IOException($"write to {path} took {written} of {bytes.Length} bytes");
+                }
+            }
+        }
+        finally
+        {
+            _ = close(fd);
+        }
+    }
+
+    /// <summary>
+    /// The whole of a small file (ASCII), read with one open and reads until the end; null when the file or a
+    /// folder on its path does not exist. For cgroupfs and /proc files, with the same reasoning as <see cref="WriteFile"/>.
+    /// </summary>
+    /// <exception cref="IOException">The open or a read failed for another reason.</exception>
+    public static unsafe string? ReadFile(string path)
+    {
+        var fd = Open(path, ORdonly | OCloexec);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            return errno is Enoent or Enotdir ? null : throw FileError("open", path, errno);
+        }
+        try
+        {
+            var buffer = new byte[4096];
+            var length = 0;
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    Array.Resize(ref buffer, buffer.Length * 2);
+                }
+                nint read;
+                fixed (byte* start = buffer)
+                {
+                    do
+                    {
+                        read = read_into(fd, start + length, buffer.Length - length);
+                    }
+                    while (read < 0 && Marshal.GetLastPInvokeError() == Eintr);
+                }
+                if (read < 0)
+                {
+                    throw FileError("read of", path, Marshal.GetLastPInvokeError());
+                }
+                if (read == 0)
+                {
+                    return Encoding.ASCII.GetString(buffer, 0, length);
+                }
+                length += (int)read;
+            }
+        }
+        finally
+        {
+            _ = close(fd);
+        }
+    }
+
+    /// <summary>A read-only handle on <paramref name="path"/> (closed on exec), opened without .NET's extra calls (see <see cref="WriteFile"/>).</summary>
+    /// <exception cref="IOException">The open failed.</exception>
+    public static SafeFileHandle OpenReadOnly(string path)
+    {
+        var fd = Open(path, ORdonly | OCloexec);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw FileError("open", path, Marshal.GetLastPInvokeError());
+    }
+
     public static void MountTmpfs(string target, ulong flags, string data)
     {
         if (mount("tmpfs", target, "tmpfs", flags, data) != 0)
@@ -158,6 +274,24 @@ internal static partial class Libc
         {
             throw new IOException($"chown {path} failed: errno {Marshal.GetLastPInvokeError()}");
         }
+    }
+
+    /// <summary>open(2), repeated when a signal interrupts it; a new file gets mode 0644.</summary>
+    private static int Open(string path, int flags)
+    {
+        int fd;
+        do
+        {
+            fd = open_file(path, flags, 420);
+        }
+        while (fd < 0 && Marshal.GetLastPInvokeError() == Eintr);
+        return fd;
+    }
+
+    private static IOException FileError(string call, string path, int errno)
+    {
+        var message = $"{call} {path} failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
+        return errno is Enoent or Enotdir ? new FileNotFoundException(message, path) : new IOException(message);
     }
 
     [StructLayout(LayoutKind.Sequential)]
