@@ -189,9 +189,12 @@ public sealed class TaskService(
                     return task;
                 }
                 var readAt = time.GetTimestamp();
-                while (time.GetElapsedTime(readAt) < StoreRecheckInterval)
+                while (time.GetElapsedTime(readAt) is var waited && waited < StoreRecheckInterval)
                 {
-                    var news = await TryReadEventsAsync(id, after, TimeSpan.FromSeconds(1), deadline.Token);
+                    // One wait for the rest of the interval: the event's notification ends it. Only a lost
+                    // notification (pub/sub keeps none for a connection that dropped) runs it out, and then the
+                    // store read ends the wait. Shorter slices cost each waiting request two stream reads a slice.
+                    var news = await TryReadEventsAsync(id, after, StoreRecheckInterval - waited, deadline.Token);
                     if (news is null)
                     {
                         break;
