@@ -69,6 +69,25 @@ public sealed class SqliteTaskStoreTests : TaskStoreContractTests
         Assert.True((await create).Created);
     }
 
+    [Fact]
+    public async Task CreateAsync_AfterAWriteFailedOnTheLock_WritesAgain()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var store = new SqliteTaskStore(FilePath, new StoreOptions { BusyTimeout = TimeSpan.FromMilliseconds(100) }, Time);
+        await store.CreateAsync(new NewTask(Spec), ct);
+        await using (var other = await OpenRawAsync())
+        {
+            await using var lockHolder = other.BeginTransaction(deferred: false);
+            await Assert.ThrowsAsync<SqliteException>(() => store.CreateAsync(new NewTask(Spec), ct));
+        }
+
+        // The store writes through one long-lived connection: a failed write must leave no transaction on it.
+        var after = await store.CreateAsync(new NewTask(Spec), ct);
+
+        Assert.True(after.Created);
+        Assert.NotNull(await store.GetAsync(after.Task.Id, ct));
+    }
+
     private static TaskSpec Spec => new() { User = "u", Language = "bash", Source = "true" };
 
     private async Task<SqliteConnection> OpenRawAsync()

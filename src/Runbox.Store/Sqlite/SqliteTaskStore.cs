@@ -26,6 +26,10 @@ public sealed class SqliteTaskStore : SqlTaskStore
     // process's writers queue here asynchronously; busy_timeout is left for other processes.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
 
+    // The one connection this process writes through (guarded by _writeGate): opened and given its
+    // settings once, where a pooled connection per write ran three PRAGMA statements every time.
+    private SqliteConnection? _writer;
+
     public SqliteTaskStore(string path, StoreOptions options, TimeProvider timeProvider, ILoggerFactory? loggerFactory = null)
         : base(options, timeProvider, (ILogger?)loggerFactory?.CreateLogger<SqliteTaskStore>() ?? NullLogger.Instance)
     {
@@ -53,7 +57,7 @@ public sealed class SqliteTaskStore : SqlTaskStore
     private protected override async Task PrepareAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(FilePath)!);
-        await using var connection = await OpenAsync(cancellationToken);
+        await using var connection = await OpenAsync(forWrites: true, cancellationToken);
         await using var command = connection.CreateCommand();
         // WAL is a property of the file: set once, every later connection uses it.
         command.CommandText = "PRAGMA journal_mode = WAL";
@@ -69,19 +73,20 @@ public sealed class SqliteTaskStore : SqlTaskStore
     // an immediate SQLITE_BUSY that no timeout can wait out.
     private protected override async Task<T> RunAsync<T>(bool write, Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
-        if (write)
+        if (!write)
         {
-            await _writeGate.WaitAsync(cancellationToken);
+            return await ReadAsync(work, cancellationToken);
         }
+        await _writeGate.WaitAsync(cancellationToken);
         try
         {
             for (var attempt = 1; ; attempt++)
             {
                 try
                 {
-                    await using var connection = await OpenAsync(cancellationToken);
-                    await using var transaction = connection.BeginTransaction(deferred: !write);
-                    return await work(connection, transaction);
+                    _writer ??= await OpenAsync(forWrites: true, cancellationToken);
+                    await using var transaction = _writer.BeginTransaction(deferred: false);
+                    return await work(_writer, transaction);
                 }
                 catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
                 {
@@ -89,14 +94,43 @@ public sealed class SqliteTaskStore : SqlTaskStore
                     // unit of work can run again.
                     Log.SqliteBusyRetry(Logger, attempt, exception);
                 }
+                catch
+                {
+                    // Whatever went wrong, the next write starts on a fresh connection.
+                    await CloseWriterAsync();
+                    throw;
+                }
             }
         }
         finally
         {
-            if (write)
+            _writeGate.Release();
+        }
+    }
+
+    private async Task<T> ReadAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
             {
-                _writeGate.Release();
+                await using var connection = await OpenAsync(forWrites: false, cancellationToken);
+                await using var transaction = connection.BeginTransaction(deferred: true);
+                return await work(connection, transaction);
             }
+            catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
+            {
+                Log.SqliteBusyRetry(Logger, attempt, exception);
+            }
+        }
+    }
+
+    private async Task CloseWriterAsync()
+    {
+        if (_writer is { } writer)
+        {
+            _writer = null;
+            await writer.DisposeAsync();
         }
     }
 
@@ -117,26 +151,42 @@ public sealed class SqliteTaskStore : SqlTaskStore
 
     private protected override void AddJson(DbCommand command, string name, string json) => Add(command, name, json, DbType.String);
 
-    private protected override ValueTask DisposeResourcesAsync()
+    private protected override async ValueTask DisposeResourcesAsync()
     {
+        await _writeGate.WaitAsync();
+        try
+        {
+            await CloseWriterAsync();
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
         // Pooled connections keep the file (and its -wal and -shm companions) open after the store is gone.
-        using var connection = new SqliteConnection(_connectionString);
+        await using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
-        return ValueTask.CompletedTask;
     }
 
-    private async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// A pooled connection; one <paramref name="forWrites"/> gets this store's per-connection settings. Reads
+    /// need none of them: foreign keys and synchronous act on writes, and Microsoft.Data.Sqlite waits out a
+    /// busy reader itself (DefaultTimeout), which in WAL mode only a checkpoint's rare moments cause.
+    /// </summary>
+    private async Task<SqliteConnection> OpenAsync(bool forWrites, CancellationToken cancellationToken)
     {
         var connection = new SqliteConnection(_connectionString);
         try
         {
             await connection.OpenAsync(cancellationToken);
-            await using var command = connection.CreateCommand();
-            // Per-connection settings, not kept in the file. synchronous = FULL because this is the
-            // system of record: with NORMAL a power loss may drop the last commits.
-            command.CommandText = string.Create(CultureInfo.InvariantCulture,
-                $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            if (forWrites)
+            {
+                await using var command = connection.CreateCommand();
+                // synchronous = FULL because this is the system of record: with NORMAL a power loss may drop
+                // the last commits.
+                command.CommandText = string.Create(CultureInfo.InvariantCulture,
+                    $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
             return connection;
         }
         catch
