@@ -88,8 +88,9 @@ public sealed class CgroupPlacementTests
             var stat = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
             return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (IOException)
         {
+            // Not found, or "No such process" (ESRCH) when it was reaped between the path lookup and the read.
             return true;
         }
     }
