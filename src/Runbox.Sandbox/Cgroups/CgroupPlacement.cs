@@ -126,7 +126,7 @@ internal sealed class CgroupPlacement
     }
 
     private static void WriteThread(string tasksFile, int tid) =>
-        Cgroupfs.WriteValue(tasksFile, tid.ToString(CultureInfo.InvariantCulture));
+        Libc.WriteFile(tasksFile, tid.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>The calling thread's stay in a run cgroup.</summary>
     public sealed class Scope(int tid, List<string> home, string runTasksFile) : IDisposable

@@ -102,22 +102,16 @@ internal abstract class Cgroupfs(string root)
 
     protected string Dir(string hierarchy, string path) => Path.Combine(Root, hierarchy, path.TrimStart('/'));
 
-    /// <summary>
-    /// Writes a cgroupfs control file as a shell's <c>echo value &gt; file</c> does: one open, one write, one
-    /// close (<see cref="Libc.WriteFile"/>). A run writes a score of them.
-    /// </summary>
-    internal static void WriteValue(string file, string value) => Libc.WriteFile(file, value);
-
     protected static long ReadNumber(string file)
     {
-        var text = TryRead(file);
+        var text = Libc.ReadFile(file);
         return text is not null && long.TryParse(text.AsSpan().Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : 0;
     }
 
     /// <summary>A value from a flat keyed file such as <c>memory.events</c> ("oom_kill 1").</summary>
     protected static long ReadKey(string file, string key)
     {
-        var text = TryRead(file);
+        var text = Libc.ReadFile(file);
         if (text is null)
         {
             return 0;
@@ -170,7 +164,7 @@ internal abstract class Cgroupfs(string root)
 
     private static void KillMembers(string directory)
     {
-        var members = TryRead(Path.Combine(directory, "cgroup.procs")) ?? "";
+        var members = Libc.ReadFile(Path.Combine(directory, "cgroup.procs")) ?? "";
         foreach (var line in members.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             // This service's own threads pass through run cgroups to start runtimes (CgroupPlacement);
@@ -182,8 +176,6 @@ internal abstract class Cgroupfs(string root)
         }
     }
 
-    /// <summary>A control file's text; null when it (or its cgroup) does not exist.</summary>
-    private static string? TryRead(string file) => Libc.ReadFile(file);
 }
 
 internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
@@ -239,28 +231,28 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
             Directory.CreateDirectory(Dir(controller, path));
         }
         var memory = Dir("memory", path);
-        WriteValue(Path.Combine(memory, "memory.limit_in_bytes"), Text(limits.MemoryBytes));
+        Libc.WriteFile(Path.Combine(memory, "memory.limit_in_bytes"), Text(limits.MemoryBytes));
         // memory+swap equal to memory: no swapping past the limit (the file exists with swap accounting on,
         // a boot-time setting of the host, so looked for once).
         var memsw = Path.Combine(memory, "memory.memsw.limit_in_bytes");
         _swapAccounting ??= File.Exists(memsw);
         if (_swapAccounting.Value)
         {
-            WriteValue(memsw, Text(limits.MemoryBytes));
+            Libc.WriteFile(memsw, Text(limits.MemoryBytes));
         }
-        WriteValue(Path.Combine(Dir("pids", path), "pids.max"), Text(limits.Processes));
+        Libc.WriteFile(Path.Combine(Dir("pids", path), "pids.max"), Text(limits.Processes));
         // A new cgroup's CFS period is the kernel's 100 ms, which the quota is reckoned in. Each write of
         // either walks every cgroup of the cpu hierarchy (the kernel checks the quotas still fit), so the
         // period is left as it is.
-        WriteValue(Path.Combine(Dir("cpu", path), "cpu.cfs_quota_us"), Text((long)(limits.Cpus * CpuPeriodMicroseconds)));
+        Libc.WriteFile(Path.Combine(Dir("cpu", path), "cpu.cfs_quota_us"), Text((long)(limits.Cpus * CpuPeriodMicroseconds)));
         if (limits.DeviceAllowlist)
         {
             var devices = Dir(Devices, path);
             Directory.CreateDirectory(devices);
-            WriteValue(Path.Combine(devices, "devices.deny"), "a");
+            Libc.WriteFile(Path.Combine(devices, "devices.deny"), "a");
             foreach (var rule in AllowedDevices)
             {
-                WriteValue(Path.Combine(devices, "devices.allow"), rule);
+                Libc.WriteFile(Path.Combine(devices, "devices.allow"), rule);
             }
         }
         return OomEventCounter.Register(memory);
@@ -305,10 +297,10 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
         }
         var dir = Dir("", path);
         Directory.CreateDirectory(dir);
-        WriteValue(Path.Combine(dir, "memory.max"), Text(limits.MemoryBytes));
-        WriteValue(Path.Combine(dir, "memory.swap.max"), "0");
-        WriteValue(Path.Combine(dir, "pids.max"), Text(limits.Processes));
-        WriteValue(Path.Combine(dir, "cpu.max"), $"{Text((long)(limits.Cpus * CpuPeriodMicroseconds))} {Text(CpuPeriodMicroseconds)}");
+        Libc.WriteFile(Path.Combine(dir, "memory.max"), Text(limits.MemoryBytes));
+        Libc.WriteFile(Path.Combine(dir, "memory.swap.max"), "0");
+        Libc.WriteFile(Path.Combine(dir, "pids.max"), Text(limits.Processes));
+        Libc.WriteFile(Path.Combine(dir, "cpu.max"), $"{Text((long)(limits.Cpus * CpuPeriodMicroseconds))} {Text(CpuPeriodMicroseconds)}");
         return null;
     }
 
@@ -318,10 +310,10 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
         var ancestor = Root;
         foreach (var part in parent.Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
-            WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
+            Libc.WriteFile(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
             ancestor = Path.Combine(ancestor, part);
             Directory.CreateDirectory(ancestor);
         }
-        WriteValue(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
+        Libc.WriteFile(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
     }
 }

@@ -29,7 +29,7 @@ internal sealed class OomEventCounter : IDisposable
             // registration is written, so it is closed at once (every open fd here is one more for each
             // process this service starts to close on exec).
             using var oomControl = Libc.OpenReadOnly(Path.Combine(memoryCgroupDirectory, "memory.oom_control"));
-            Cgroupfs.WriteValue(
+            Libc.WriteFile(
                 Path.Combine(memoryCgroupDirectory, "cgroup.event_control"),
                 $"{eventFd.DangerousGetHandle()} {oomControl.DangerousGetHandle()}");
             return new OomEventCounter(eventFd);

@@ -70,9 +70,6 @@ internal static partial class Libc
     private static partial int umount2(string target, int flags);
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open_path(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open_file(string path, int flags, int mode);
 
     [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
@@ -127,8 +124,8 @@ internal static partial class Libc
     /// </summary>
     public static SafeFileHandle OpenFolderPath(string path)
     {
-        var fd = open_path(path, OPath | ODirectory | OCloexec);
-        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw new IOException($"open {path} failed: errno {Marshal.GetLastPInvokeError()}");
+        var fd = Open(path, OPath | ODirectory | OCloexec);
+        return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw FileError("open", path, Marshal.GetLastPInvokeError());
     }
 
     /// <summary>
@@ -276,7 +273,7 @@ internal static partial class Libc
         }
     }
 
-    /// <summary>open(2), repeated when a signal interrupts it; a new file gets mode 0644.</summary>
+    /// <summary>open(2), repeated when a signal interrupts it; a file it creates gets mode 0644.</summary>
     private static int Open(string path, int flags)
     {
         int fd;

@@ -75,32 +75,28 @@ public sealed class SqliteTaskStore : SqlTaskStore
     {
         if (!write)
         {
-            return await ReadAsync(work, cancellationToken);
+            return await RetryWhenBusyAsync(async () =>
+            {
+                await using var connection = await OpenAsync(forWrites: false, cancellationToken);
+                await using var transaction = connection.BeginTransaction(deferred: true);
+                return await work(connection, transaction);
+            });
         }
         await _writeGate.WaitAsync(cancellationToken);
         try
         {
-            for (var attempt = 1; ; attempt++)
+            return await RetryWhenBusyAsync(async () =>
             {
-                try
-                {
-                    _writer ??= await OpenAsync(forWrites: true, cancellationToken);
-                    await using var transaction = _writer.BeginTransaction(deferred: false);
-                    return await work(_writer, transaction);
-                }
-                catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
-                {
-                    // Nothing was committed (the transaction was rolled back on dispose), so the whole
-                    // unit of work can run again.
-                    Log.SqliteBusyRetry(Logger, attempt, exception);
-                }
-                catch
-                {
-                    // Whatever went wrong, the next write starts on a fresh connection.
-                    await CloseWriterAsync();
-                    throw;
-                }
-            }
+                _writer ??= await OpenAsync(forWrites: true, cancellationToken);
+                await using var transaction = _writer.BeginTransaction(deferred: false);
+                return await work(_writer, transaction);
+            });
+        }
+        catch
+        {
+            // Whatever went wrong, the next write starts on a fresh connection.
+            await CloseWriterAsync();
+            throw;
         }
         finally
         {
@@ -108,15 +104,17 @@ public sealed class SqliteTaskStore : SqlTaskStore
         }
     }
 
-    private async Task<T> ReadAsync<T>(Func<DbConnection, DbTransaction, Task<T>> work, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs a unit of work again when SQLite reports the file busy or locked: nothing was committed (its
+    /// transaction was rolled back on dispose), so the whole unit can run again.
+    /// </summary>
+    private async Task<T> RetryWhenBusyAsync<T>(Func<Task<T>> unitOfWork)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await using var connection = await OpenAsync(forWrites: false, cancellationToken);
-                await using var transaction = connection.BeginTransaction(deferred: true);
-                return await work(connection, transaction);
+                return await unitOfWork();
             }
             catch (SqliteException exception) when (exception.SqliteErrorCode is SqliteBusy or SqliteLocked && attempt < BusyRetries)
             {
