@@ -23,6 +23,8 @@ public static class ApiServiceCollectionExtensions
         services.AddOptions<AuthOptions>().Bind(configuration.GetSection(AuthOptions.Section))
             .Validate(o => o.Keys.All(k => k.Key.Length >= 16 && k.User.Length > 0), "Every Runbox:Auth:Keys entry needs a Key of 16+ characters and a User.")
             .Validate(o => o.Keys.Select(k => k.Key).Distinct(StringComparer.Ordinal).Count() == o.Keys.Count, "Runbox:Auth:Keys has the same key twice.")
+            .Validate(o => o.Keys.GroupBy(k => k.User, StringComparer.Ordinal).All(keys => keys.Select(k => k.Concurrency).Distinct().Count() == 1),
+                "Runbox:Auth:Keys gives one user different Concurrency values: a user has one limit, whichever key they use.")
             .ValidateOnStart();
         services.AddOptions<UsersOptions>().Bind(configuration.GetSection(UsersOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(LimitPolicy.Default);

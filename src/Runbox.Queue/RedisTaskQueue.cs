@@ -203,14 +203,14 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     public async Task<int> RecountRunningAsync(CancellationToken cancellationToken) =>
         (int)await RunAsync("recount", Args(), cancellationToken);
 
-    public async Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken)
+    public async Task<bool> SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(user);
         if (limit is < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(limit), limit, "A concurrency limit is zero or more.");
         }
-        await RunAsync("set_user_limit", Args(user, limit is { } value ? value : RedisValue.EmptyString), cancellationToken);
+        return (long)await RunAsync("set_user_limit", Args(user, limit is { } value ? value : RedisValue.EmptyString), cancellationToken) == 1;
     }
 
     public async Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken)

@@ -104,6 +104,29 @@ public sealed class ClaimTests(RedisFixture redis)
     }
 
     [Fact]
+    public async Task SetUserLimit_TellsWhetherItChangedAnything_AndPutsALostLimitBack()
+    {
+        await using var h = new QueueHarness(redis.Redis, o => o.DefaultUserConcurrency = 1);
+        for (var i = 0; i < 3; i++)
+        {
+            await h.EnqueueAsync("alice");
+        }
+        Assert.True(await h.Queue.SetUserLimitAsync("alice", 2, Token));
+        Assert.False(await h.Queue.SetUserLimitAsync("alice", 2, Token));
+        Assert.Single(await h.Queue.ClaimAsync("w", 1, Token));
+
+        // Redis lost the users hash, her limit with it: setting it again is a change, and claims see
+        // the limit of 2 again, not the default of 1. (Her running count went too, so both remaining
+        // tasks are let through; the reconciler's recount mends that, see RepairTests.)
+        await h.Database.KeyDeleteAsync(h.Keys.Users);
+        Assert.True(await h.Queue.SetUserLimitAsync("alice", 2, Token));
+        Assert.Equal(2, (await h.Queue.ClaimAsync("w", 5, Token)).Count);
+
+        Assert.True(await h.Queue.SetUserLimitAsync("alice", null, Token));
+        Assert.False(await h.Queue.SetUserLimitAsync("alice", null, Token));
+    }
+
+    [Fact]
     public async Task Claim_DelayedTask_ClaimableOnlyOnceDue()
     {
         await using var h = new QueueHarness(redis.Redis);

@@ -35,4 +35,11 @@ public sealed class UsersOptions
 
     [Range(1, 100_000)]
     public int DefaultConcurrency { get; set; } = DefaultDefaultConcurrency;
+
+    /// <summary>
+    /// How often the API sets every user's limit in the queue again: Redis holds the limits only, and
+    /// after it lost them users run under the queue's default until the next refresh.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan LimitRefreshInterval { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -1,29 +1,64 @@
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Runbox.Core.Seams;
 
 namespace Runbox.Api.Auth;
 
 /// <summary>
-/// Tells the queue each configured user's concurrency limit at startup (the claim script enforces
-/// it). In local mode the anonymous user has no limit of its own: the workers' slots are the limit.
+/// Tells the queue each configured user's concurrency limit (the claim script enforces it): once before
+/// the API serves, then again every <see cref="UsersOptions.LimitRefreshInterval"/>. The limits live in
+/// Redis only, and Redis may lose them (flushed, restarted without its data) while the store keeps every
+/// task: the reconciler puts the tasks back, and this puts the limits back, so a user never runs above
+/// their limit, nor a local server below its slots, for longer than one interval. In local mode the
+/// anonymous user has no limit of its own: the workers' slots are the limit.
 /// </summary>
-internal sealed class UserLimitsPublisher(ITaskQueue queue, IOptions<AuthOptions> auth, IOptions<UsersOptions> users) : IHostedService
+internal sealed class UserLimitsPublisher(
+    ITaskQueue queue,
+    IOptions<AuthOptions> auth,
+    IOptions<UsersOptions> users,
+    TimeProvider time,
+    ILogger<UserLimitsPublisher> logger) : BackgroundService
 {
     private const int Unlimited = 1_000_000;
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    private readonly IReadOnlyDictionary<string, int> _limits = auth.Value.LocalMode
+        ? new Dictionary<string, int> { [Caller.Anonymous] = Unlimited }
+        // AuthOptions validation makes every key of one user carry the same Concurrency.
+        : auth.Value.Keys
+            .GroupBy(key => key.User, StringComparer.Ordinal)
+            .ToDictionary(keys => keys.Key, keys => keys.First().Concurrency ?? users.Value.DefaultConcurrency, StringComparer.Ordinal);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        if (auth.Value.LocalMode)
+        await PublishAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(users.Value.LimitRefreshInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
         {
-            await queue.SetUserLimitAsync(Caller.Anonymous, Unlimited, cancellationToken);
-            return;
-        }
-        foreach (var key in auth.Value.Keys)
-        {
-            await queue.SetUserLimitAsync(key.User, key.Concurrency ?? users.Value.DefaultConcurrency, cancellationToken);
+            try
+            {
+                var changed = await PublishAsync(stoppingToken);
+                if (changed > 0)
+                {
+                    Log.UserLimitsRestored(logger, changed, _limits.Count);
+                }
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                Log.UserLimitsPublishFailed(logger, exception);
+            }
         }
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Returns how many users' limits the queue did not have as configured.</summary>
+    private async Task<int> PublishAsync(CancellationToken cancellationToken)
+    {
+        var changes = await Task.WhenAll(_limits.Select(limit => queue.SetUserLimitAsync(limit.Key, limit.Value, cancellationToken)));
+        return changes.Count(changed => changed);
+    }
 }

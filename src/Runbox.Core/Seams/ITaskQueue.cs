@@ -68,7 +68,11 @@ public interface ITaskQueue
     /// </summary>
     Task<int> RecountRunningAsync(CancellationToken cancellationToken);
 
-    Task SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken);
+    /// <summary>
+    /// Sets a user's concurrency limit (null: back to the queue's default). Returns whether that changed
+    /// anything: false when the queue already had exactly this limit.
+    /// </summary>
+    Task<bool> SetUserLimitAsync(string user, int? limit, CancellationToken cancellationToken);
 
     Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken);
 

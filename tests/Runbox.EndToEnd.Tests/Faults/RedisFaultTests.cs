@@ -59,6 +59,51 @@ public sealed class RedisFaultTests
         await AssertOutputsAsync(client, ids);
     }
 
+    /// <summary>
+    /// The per-user limits live in Redis only; the API sets them again after a flush. Here the local
+    /// user (no limit of its own: the slots are the limit) would otherwise fall back to the queue's
+    /// default of 4 and never run more than 4 of its tasks at once again.
+    /// </summary>
+    [Fact]
+    public async Task RedisFlushed_UserLimitsAreSetAgain()
+    {
+        const int Slots = 6;
+        var env = await FaultEnvironment.NewClusterAsync();
+        env["Runbox__Queue__DefaultUserConcurrency"] = "4";
+        env["Runbox__Users__LimitRefreshInterval"] = "00:00:01";
+        await using var server = await RunboxProcess.StartAsync("serve", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", Slots.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var client = new ApiClient(server.BaseAddress);
+        await client.SubmitAsync(new { language = "bash", source = "echo warm" }, wait: true);
+
+        var prefix = env["Runbox__Queue__KeyPrefix"];
+        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
+        var keys = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "--scan", "--pattern", $"*{prefix}*");
+        Assert.Contains($"{{{prefix}}}:users", keys, StringComparison.Ordinal);
+        foreach (var key in keys.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", key);
+        }
+
+        var ids = new List<string>();
+        for (var i = 0; i < Slots; i++)
+        {
+            ids.Add((string)(await client.SubmitAsync(new { language = "bash", source = "sleep 50", limits = new { wall_time_ms = 60000 } }))["id"]!);
+        }
+        try
+        {
+            var queue = await client.WaitForEndpointAsync("/v1/queue", q => (long?)q["running"] == Slots, TimeSpan.FromSeconds(60));
+            Assert.Equal(Slots, (long?)queue["running"]);
+        }
+        finally
+        {
+            foreach (var id in ids)
+            {
+                await client.SendAsync(HttpMethod.Post, $"/v1/tasks/{id}/cancel");
+            }
+        }
+        await FaultEnvironment.AssertInvariantsAsync(client, ids, "cancelled");
+    }
+
     private static async Task<List<string>> SubmitAsync(ApiClient client)
     {
         var ids = new List<string>();
