@@ -4,8 +4,8 @@ namespace Runbox.Api;
 
 internal static partial class Log
 {
-    [LoggerMessage(1, LogLevel.Warning, "The queue had lost or changed {Changed} of {Users} users' concurrency limits (was Redis flushed or restarted without its data?); they are set again")]
-    public static partial void UserLimitsRestored(ILogger logger, int changed, int users);
+    [LoggerMessage(1, LogLevel.Warning, "The queue had lost or changed {Changed} of {Users} users' concurrency limits (was Redis flushed or restarted without its data?); they are set again, and {Recounted} users' running counts were corrected")]
+    public static partial void UserLimitsRestored(ILogger logger, int changed, int users, int recounted);
 
     [LoggerMessage(2, LogLevel.Warning, "Could not re-assert the users' concurrency limits; trying again at the next interval")]
     public static partial void UserLimitsPublishFailed(ILogger logger, Exception exception);

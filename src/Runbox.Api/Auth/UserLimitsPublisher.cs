@@ -9,8 +9,9 @@ namespace Runbox.Api.Auth;
 /// Tells the queue each configured user's concurrency limit (the claim script enforces it): once before
 /// the API serves, then again every <see cref="UsersOptions.LimitRefreshInterval"/>. The limits live in
 /// Redis only, and Redis may lose them (flushed, restarted without its data) while the store keeps every
-/// task: the reconciler puts the tasks back, and this puts the limits back, so a user never runs above
-/// their limit, nor a local server below its slots, for longer than one interval. In local mode the
+/// task: the reconciler puts the tasks back, and this puts the limits back (and has the running counts
+/// recounted), so a user never runs above their limit, nor a local server below its slots, for longer
+/// than one interval. In local mode the
 /// anonymous user has no limit of its own: the workers' slots are the limit.
 /// </summary>
 internal sealed class UserLimitsPublisher(
@@ -45,7 +46,11 @@ internal sealed class UserLimitsPublisher(
                 var changed = await PublishAsync(stoppingToken);
                 if (changed > 0)
                 {
-                    Log.UserLimitsRestored(logger, changed, _limits.Count);
+                    // The running counts sit beside the limits in Redis and went with them: recount now
+                    // rather than at the reconciler's next pass, so a user held to a small limit is not
+                    // let through above it meanwhile.
+                    var recounted = await queue.RecountRunningAsync(stoppingToken);
+                    Log.UserLimitsRestored(logger, changed, _limits.Count, recounted);
                 }
             }
             catch (Exception exception) when (exception is not OperationCanceledException)

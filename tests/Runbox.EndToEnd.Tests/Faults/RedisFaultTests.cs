@@ -104,6 +104,46 @@ public sealed class RedisFaultTests
         await FaultEnvironment.AssertInvariantsAsync(client, ids, "cancelled");
     }
 
+    /// <summary>
+    /// Only the hash of limits and running counts is lost while alice (limit 1) runs a task: within one
+    /// refresh her limit and her running count are back, long before the reconciler's next pass, so her
+    /// next task waits for the first instead of running beside it.
+    /// </summary>
+    [Fact]
+    public async Task UsersHashLost_LimitAndRunningCountComeBackWithinARefresh()
+    {
+        const string Key = "alice-key-for-the-users-hash-test";
+        var env = await FaultEnvironment.NewClusterAsync();
+        env["Runbox__Auth__Keys__0__Key"] = Key;
+        env["Runbox__Auth__Keys__0__User"] = "alice";
+        env["Runbox__Auth__Keys__0__Concurrency"] = "1";
+        env["Runbox__Users__LimitRefreshInterval"] = "00:00:01";
+        env["Runbox__Worker__ReconcileInterval"] = "01:00:00";
+        await using var server = await RunboxProcess.StartAsync("serve", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", "3"]);
+        using var alice = new ApiClient(server.BaseAddress, Key);
+        var first = (string)(await alice.SubmitAsync(new { language = "bash", source = "sleep 50", limits = new { wall_time_ms = 60000 } }))["id"]!;
+        await alice.WaitForStatusAsync(first, "running");
+
+        var users = $"{{{env["Runbox__Queue__KeyPrefix"]}}}:users";
+        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
+        Assert.Equal("1", (await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", users)).Trim());
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        string held;
+        while ((held = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "HMGET", users, "limit:alice", "run:alice")) != "1\n1\n")
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the users hash holds [{held}], not alice's limit and running count");
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+
+        var second = (string)(await alice.SubmitAsync(new { language = "bash", source = "echo second" }))["id"]!;
+        await Task.Delay(TimeSpan.FromSeconds(3), TestContext.Current.CancellationToken);
+        Assert.Equal("pending", (string?)(await alice.GetAsync(second))["status"]);
+
+        await alice.SendAsync(HttpMethod.Post, $"/v1/tasks/{first}/cancel");
+        await FaultEnvironment.AssertInvariantsAsync(alice, [first], "cancelled");
+        await FaultEnvironment.AssertInvariantsAsync(alice, [second]);
+    }
+
     private static async Task<List<string>> SubmitAsync(ApiClient client)
     {
         var ids = new List<string>();
