@@ -9,4 +9,7 @@ internal static partial class Log
 
     [LoggerMessage(2, LogLevel.Warning, "Could not re-assert the users' concurrency limits; trying again at the next interval")]
     public static partial void UserLimitsPublishFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(3, LogLevel.Warning, "Task {TaskId} is stored but could not be queued now; the reconciler queues it once Redis answers")]
+    public static partial void EnqueueDeferred(ILogger logger, Exception exception, Guid taskId);
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Runbox.Api.Auth;
 using Runbox.Core.Limits;
@@ -36,7 +37,8 @@ public sealed class TaskService(
     LimitPolicy limits,
     RunboxMetrics metrics,
     IOptions<ApiOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<TaskService> logger)
 {
     private static readonly TimeSpan CancelSettle = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan EventsDownPollInterval = TimeSpan.FromMilliseconds(500);
@@ -60,8 +62,17 @@ public sealed class TaskService(
         {
             metrics.TaskSubmitted();
             metrics.Transitioned(TaskStatus.Pending);
-            await events.PublishStatusesAsync(created.Task, [TaskStatus.Pending], cancellationToken);
-            await queue.EnqueueAsync(created.Task.ToQueueItem(options.Value.DeadlineSlack), cancellationToken);
+            try
+            {
+                await events.PublishStatusesAsync(created.Task, [TaskStatus.Pending], cancellationToken);
+                await queue.EnqueueAsync(created.Task.ToQueueItem(options.Value.DeadlineSlack), cancellationToken);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                // The store holds the task: it is accepted, and the reconciler queues what the queue lacks
+                // once Redis answers again. An error here would make the client submit it a second time.
+                Log.EnqueueDeferred(logger, exception, created.Task.Id);
+            }
         }
         return new SubmitResult(created.Task, created.Created, null);
     }

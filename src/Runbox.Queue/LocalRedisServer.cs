@@ -15,7 +15,10 @@ namespace Runbox.Queue;
 /// socket, and the address must work as a plain connection string), persists with AOF
 /// (<c>appendfsync everysec</c>, no RDB snapshots), never evicts, and is stopped on dispose
 /// (SHUTDOWN, which flushes the AOF, then kill). A pidfile in the data folder makes the next start
-/// stop a server that a crashed run left behind, so no orphan outlives two runs.
+/// stop a server that a crashed run left behind, so no orphan outlives two runs. A server that dies
+/// while we run (the OOM killer, a crash, a stray kill) is started again on the same port with the same
+/// password and files, so it replays its AOF and the clients' automatic reconnect finds it: the service
+/// loses at most the last second of queue writes, which the reconciler restores from the store.
 /// </summary>
 public sealed class LocalRedisServer : IAsyncDisposable
 {
@@ -26,26 +29,34 @@ public sealed class LocalRedisServer : IAsyncDisposable
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan FirstRestartDelay = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan LongestRestartDelay = TimeSpan.FromSeconds(30);
 
-    private readonly Process process;
-    private readonly EndPoint endPoint;
+    private readonly string executable;
+    private readonly string configFile;
+    private readonly IPEndPoint endPoint;
     private readonly string password;
     private readonly ILogger logger;
     private readonly EventHandler onProcessExit;
+    private readonly CancellationTokenSource stopping = new();
+    private readonly Task watching;
+    private volatile Process process;
     private int disposed;
 
-    private LocalRedisServer(Process process, EndPoint endPoint, string password, string connectionString, string dataDirectory, ILogger logger)
+    private LocalRedisServer(string executable, string configFile, Process process, IPEndPoint endPoint, string password, string connectionString, string dataDirectory, ILogger logger)
     {
+        this.executable = executable;
+        this.configFile = configFile;
         this.process = process;
         this.endPoint = endPoint;
         this.password = password;
         this.logger = logger;
         ConnectionString = connectionString;
         DataDirectory = dataDirectory;
-        ProcessId = process.Id;
         // Last resort when the host exits without disposing (e.g. an unhandled exception).
-        onProcessExit = (_, _) => Kill(process);
+        onProcessExit = (_, _) => Kill(this.process);
         AppDomain.CurrentDomain.ProcessExit += onProcessExit;
+        watching = WatchAsync(stopping.Token);
     }
 
     /// <summary>A StackExchange.Redis connection string for this server.</summary>
@@ -53,7 +64,11 @@ public sealed class LocalRedisServer : IAsyncDisposable
 
     public string DataDirectory { get; }
 
-    public int ProcessId { get; }
+    /// <summary>The pid of the redis-server now serving (a new one after each restart).</summary>
+    public int ProcessId => process.Id;
+
+    /// <summary>How many times the server was started again after it died.</summary>
+    public int Restarts { get; private set; }
 
     /// <summary>Starts redis-server with its files in <paramref name="dataDirectory"/> and waits until it answers PING.</summary>
     public static async Task<LocalRedisServer> StartAsync(string dataDirectory, ILogger logger, CancellationToken cancellationToken)
@@ -74,10 +89,7 @@ public sealed class LocalRedisServer : IAsyncDisposable
             var port = FreeLoopbackPort();
             var config = Path.Combine(directory, ConfigFileName);
             await WriteConfigAsync(config, directory, pidFile, port, password);
-            var process = Process.Start(new ProcessStartInfo(executable, [config]) { UseShellExecute = false, WorkingDirectory = directory })
-                ?? throw new InvalidOperationException("redis-server did not start.");
-            // Written before redis writes it too, so a crash of ours during startup still leaves a trace.
-            await File.WriteAllTextAsync(pidFile, process.Id.ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+            var process = await LaunchAsync(executable, config);
             var endPoint = new IPEndPoint(IPAddress.Loopback, port);
             try
             {
@@ -97,7 +109,74 @@ public sealed class LocalRedisServer : IAsyncDisposable
             }
             var connectionString = $"127.0.0.1:{port},password={password}";
             Log.RedisStarted(logger, process.Id, endPoint.ToString(), directory);
-            return new LocalRedisServer(process, endPoint, password, connectionString, directory, logger);
+            return new LocalRedisServer(executable, config, process, endPoint, password, connectionString, directory, logger);
+        }
+    }
+
+    private static async Task<Process> LaunchAsync(string executable, string configFile)
+    {
+        var directory = Path.GetDirectoryName(configFile)!;
+        var process = Process.Start(new ProcessStartInfo(executable, [configFile]) { UseShellExecute = false, WorkingDirectory = directory })
+            ?? throw new InvalidOperationException("redis-server did not start.");
+        // Written before redis writes it too, so a crash of ours during startup still leaves a trace.
+        await File.WriteAllTextAsync(Path.Combine(directory, PidFileName), process.Id.ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+        return process;
+    }
+
+    /// <summary>
+    /// Starts the server again whenever it dies, until disposed: same config file (port, password, AOF),
+    /// waiting longer after each start that did not last (200 ms, doubling up to 30 s), so a server that
+    /// cannot start (its port taken, its disk full) is retried without a busy loop.
+    /// </summary>
+    private async Task WatchAsync(CancellationToken cancellationToken)
+    {
+        var delay = FirstRestartDelay;
+        try
+        {
+            while (true)
+            {
+                var current = process;
+                var started = Stopwatch.GetTimestamp();
+                await current.WaitForExitAsync(cancellationToken);
+                var lasted = Stopwatch.GetElapsedTime(started);
+                Log.RedisDied(logger, current.Id, current.ExitCode, ReadLogTail(DataDirectory));
+                delay = lasted > LongestRestartDelay ? FirstRestartDelay : delay;
+                while (true)
+                {
+                    await Task.Delay(delay, cancellationToken);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestRestartDelay.Ticks));
+                    Process? next = null;
+                    try
+                    {
+                        next = await LaunchAsync(executable, configFile);
+                        await WaitUntilAnswersAsync(next, endPoint, password, DataDirectory, cancellationToken);
+                    }
+                    catch (Exception e)
+                    {
+                        if (next is not null)
+                        {
+                            Kill(next);
+                            next.Dispose();
+                        }
+                        if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+                        {
+                            throw;
+                        }
+                        // Whatever stops it (the port taken, the binary gone, a full disk), the next try may not meet.
+                        Log.RedisRestartFailed(logger, e.Message, delay);
+                        continue;
+                    }
+                    process = next;
+                    current.Dispose();
+                    Restarts++;
+                    Log.RedisRestarted(logger, next.Id, endPoint.ToString());
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Disposed: DisposeAsync stops whichever server runs now.
         }
     }
 
@@ -140,6 +219,10 @@ public sealed class LocalRedisServer : IAsyncDisposable
             return;
         }
         AppDomain.CurrentDomain.ProcessExit -= onProcessExit;
+        await stopping.CancelAsync();
+        await watching;
+        stopping.Dispose();
+        var process = this.process;
         try
         {
             if (!process.HasExited)
@@ -156,12 +239,12 @@ public sealed class LocalRedisServer : IAsyncDisposable
         try
         {
             await process.WaitForExitAsync(timeout.Token);
-            Log.RedisStopped(logger, ProcessId);
+            Log.RedisStopped(logger, process.Id);
         }
         catch (OperationCanceledException)
         {
             Kill(process);
-            Log.RedisKilled(logger, ProcessId);
+            Log.RedisKilled(logger, process.Id);
         }
         process.Dispose();
     }

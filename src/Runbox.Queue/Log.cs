@@ -39,4 +39,13 @@ internal static partial class Log
 
     [LoggerMessage(13, LogLevel.Warning, "redis-server (pid {Pid}) did not shut down in time; killed it")]
     public static partial void RedisKilled(ILogger logger, int pid);
+
+    [LoggerMessage(14, LogLevel.Error, "redis-server (pid {Pid}) died with exit code {ExitCode}; starting it again on the same port and data. Its log:\n{LogTail}")]
+    public static partial void RedisDied(ILogger logger, int pid, int exitCode, string logTail);
+
+    [LoggerMessage(15, LogLevel.Warning, "redis-server did not start again ({Reason}); next try in {Delay}")]
+    public static partial void RedisRestartFailed(ILogger logger, string reason, TimeSpan delay);
+
+    [LoggerMessage(16, LogLevel.Warning, "redis-server started again (pid {Pid}) at {Address}; the clients reconnect on their own")]
+    public static partial void RedisRestarted(ILogger logger, int pid, string address);
 }

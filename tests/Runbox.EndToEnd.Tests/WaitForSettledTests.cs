@@ -44,7 +44,8 @@ public sealed class WaitForSettledTests : IAsyncLifetime
             LimitPolicy.Default,
             new RunboxMetrics(),
             Options.Create(new ApiOptions()),
-            TimeProvider.System);
+            TimeProvider.System,
+            NullLogger<TaskService>.Instance);
     }
 
     public async ValueTask DisposeAsync()

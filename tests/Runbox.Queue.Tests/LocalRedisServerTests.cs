@@ -36,6 +36,43 @@ public sealed class LocalRedisServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Killed_StartedAgainOnTheSamePort_WithItsData()
+    {
+        var server = await LocalRedisServer.StartAsync(directory, NullLogger.Instance, Token);
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(server.ConnectionString + ",abortConnect=false");
+        await redis.GetDatabase().StringSetAsync("kept", "yes");
+        var first = server.ProcessId;
+
+        using (var victim = Process.GetProcessById(first))
+        {
+            victim.Kill();
+        }
+
+        var waited = Stopwatch.StartNew();
+        string? kept = null;
+        while (kept is null)
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), $"the killed redis-server was not started again (restarts: {server.Restarts})");
+            try
+            {
+                kept = await redis.GetDatabase().StringGetAsync("kept");
+            }
+            catch (RedisConnectionException)
+            {
+                await Task.Delay(100, Token);
+            }
+        }
+        Assert.Equal("yes", kept);
+        Assert.Equal(1, server.Restarts);
+        Assert.NotEqual(first, server.ProcessId);
+        Assert.False(IsAlive(first));
+
+        var second = server.ProcessId;
+        await server.DisposeAsync();
+        Assert.False(IsAlive(second));
+    }
+
+    [Fact]
     public async Task StartAsync_SameDirectoryAfterRestart_KeepsDataFromAof()
     {
         await using (var first = await LocalRedisServer.StartAsync(directory, NullLogger.Instance, Token))

@@ -148,11 +148,17 @@ public static class FaultEnvironment
     }
 }
 
-/// <summary>A helper server process the test owns: killed when disposed.</summary>
+/// <summary>A helper server process the test owns: killed when disposed (once; a second dispose does nothing).</summary>
 public sealed class OwnedProcess(Process process) : IDisposable
 {
+    private int disposed;
+
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
         if (!process.HasExited)
         {
             process.Kill();

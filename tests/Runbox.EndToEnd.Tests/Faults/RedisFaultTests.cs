@@ -35,6 +35,71 @@ public sealed class RedisFaultTests
         }
     }
 
+    /// <summary>
+    /// A task submitted while Redis is down is in the store, so it is accepted (202, pending) rather than
+    /// refused with a 500 the client would answer by submitting it again; it runs once Redis is back.
+    /// </summary>
+    [Fact]
+    public async Task RedisDown_SubmitIsAccepted_AndRunsWhenRedisIsBack()
+    {
+        var port = RunboxProcess.FreePort();
+        var redis = await FaultEnvironment.StartRedisAsync(port);
+        try
+        {
+            var env = await FaultEnvironment.NewClusterAsync($"127.0.0.1:{port},abortConnect=false");
+            await using var server = await RunboxProcess.StartAsync("serve", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", "2"]);
+            using var client = new ApiClient(server.BaseAddress);
+            await client.SubmitAsync(new { language = "bash", source = "echo warm" }, wait: true);
+
+            redis.Dispose();
+            var (status, body, _) = await client.SendAsync(HttpMethod.Post, "/v1/tasks", """{"language":"bash","source":"echo while down"}""");
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, status);
+            var id = (string)body!["id"]!;
+            Assert.Equal("pending", (string?)(await client.GetAsync(id))["status"]);
+
+            redis = await FaultEnvironment.StartRedisAsync(port);
+            var task = await client.WaitForStatusAsync(id, "completed", TimeSpan.FromSeconds(60));
+            Assert.Equal("while down\n", (string?)task["result"]!["stdout"]);
+            FaultEnvironment.AssertLegalPath(task);
+        }
+        finally
+        {
+            redis.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The embedded default: `runbox serve` with its own redis-server child, which dies mid-load. The
+    /// server starts it again on the same port with the same AOF, and every accepted task completes.
+    /// </summary>
+    [Fact]
+    public async Task EmbeddedRedisKilledMidLoad_StartedAgain_NothingAcceptedIsLost()
+    {
+        var data = TestEnvironment.NewDataDirectory();
+        var env = new Dictionary<string, string>
+        {
+            ["Runbox__Queue__LeaseDuration"] = "00:00:03",
+            ["Runbox__Queue__ReapGrace"] = "00:00:00.500",
+            ["Runbox__Worker__HeartbeatInterval"] = "00:00:01",
+            ["Runbox__Worker__ReconcileInterval"] = "00:00:02",
+        };
+        await using var server = await RunboxProcess.StartAsync("serve", data, env, extraArgs: ["--slots", "3"]);
+        using var client = new ApiClient(server.BaseAddress);
+        var ids = await SubmitAsync(client);
+        await client.WaitForStatusAsync(ids[0], "completed", TimeSpan.FromSeconds(60));
+
+        var pid = int.Parse(await File.ReadAllTextAsync(Path.Combine(data, "redis", "redis.pid"), TestContext.Current.CancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        using (var redis = System.Diagnostics.Process.GetProcessById(pid))
+        {
+            Assert.StartsWith("redis-server", redis.ProcessName, StringComparison.Ordinal);
+            redis.Kill();
+        }
+
+        await FaultEnvironment.AssertInvariantsAsync(client, ids);
+        await AssertOutputsAsync(client, ids);
+        Assert.Contains("redis-server started again", server.Log, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task RedisFlushedMidLoad_ReconcilerRebuildsTheQueue()
     {
