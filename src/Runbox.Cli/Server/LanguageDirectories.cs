@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Runbox.Api;
 using Runbox.Api.Endpoints;
@@ -45,16 +46,46 @@ internal sealed class RedisLanguageDirectory(IConnectionMultiplexer redis, IOpti
     }
 }
 
-/// <summary>Publishes this worker's languages for <see cref="RedisLanguageDirectory"/>.</summary>
+/// <summary>
+/// Publishes this worker's languages for <see cref="RedisLanguageDirectory"/>: before the worker serves,
+/// then again every <see cref="AnnounceInterval"/>, because Redis may lose them (flushed, restarted
+/// without its data) and an API that finds no languages refuses every task as an unknown language.
+/// </summary>
 /// <remarks>Registered after the sandbox, whose own start (hosted services start in order) finds the toolchains.</remarks>
-internal sealed class LanguageAnnouncer(IConnectionMultiplexer redis, ISandbox sandbox, IOptions<QueueOptions> options) : IHostedService
+internal sealed class LanguageAnnouncer(
+    IConnectionMultiplexer redis,
+    ISandbox sandbox,
+    IOptions<QueueOptions> options,
+    TimeProvider time,
+    ILogger<LanguageAnnouncer> logger) : BackgroundService
 {
-    public async Task StartAsync(CancellationToken cancellationToken) =>
-        await redis.GetDatabase().HashSetAsync(RedisLanguageDirectory.Key(options.Value), Environment.MachineName, JsonSerializer.Serialize(sandbox.Languages)).WaitAsync(cancellationToken);
+    public static readonly TimeSpan AnnounceInterval = TimeSpan.FromSeconds(5);
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await AnnounceAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(AnnounceInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await AnnounceAsync(stoppingToken);
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException)
+            {
+                Log.LanguagesNotAnnounced(logger, exception);
+            }
+        }
+    }
+
+    private Task AnnounceAsync(CancellationToken cancellationToken) =>
+        redis.GetDatabase().HashSetAsync(RedisLanguageDirectory.Key(options.Value), Environment.MachineName, JsonSerializer.Serialize(sandbox.Languages)).WaitAsync(cancellationToken);
 }
-
 internal sealed class SandboxReadinessCheck(ISandbox sandbox) : IReadinessCheck
 {
     public string Name => "sandbox";

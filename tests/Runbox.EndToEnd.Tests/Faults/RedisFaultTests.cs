@@ -209,6 +209,36 @@ public sealed class RedisFaultTests
         await FaultEnvironment.AssertInvariantsAsync(alice, [second]);
     }
 
+    /// <summary>
+    /// The multi-machine shape loses everything in Redis, the workers' announced languages too: the API
+    /// (which has no toolchains of its own) must learn them again, or it refuses every task as an
+    /// unknown language once its cache of them runs out.
+    /// </summary>
+    [Fact]
+    public async Task RedisFlushed_SplitRoles_LanguagesAnnouncedAgain()
+    {
+        var env = await FaultEnvironment.NewClusterAsync();
+        await using var worker = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", "2"]);
+        await using var api = await RunboxProcess.StartAsync("api", TestEnvironment.NewDataDirectory(), env);
+        using var client = new ApiClient(api.BaseAddress);
+        await client.SubmitAsync(new { language = "bash", source = "echo before" }, wait: true);
+
+        var prefix = env["Runbox__Queue__KeyPrefix"];
+        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
+        var keys = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "--scan", "--pattern", $"*{prefix}*");
+        Assert.Contains($"{prefix}:languages", keys, StringComparison.Ordinal);
+        foreach (var key in keys.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", key);
+        }
+
+        // Past the API's cache of the languages (10 s), so what it offers comes from Redis again.
+        await Task.Delay(TimeSpan.FromSeconds(11), TestContext.Current.CancellationToken);
+        await client.WaitForEndpointAsync("/v1/languages", l => l.AsArray().Any(language => (string?)language!["id"] == "bash"), TimeSpan.FromSeconds(20));
+        var task = await client.SubmitAsync(new { language = "bash", source = "echo after" }, wait: true);
+        Assert.Equal("after\n", (string?)task["result"]!["stdout"]);
+    }
+
     private static async Task<List<string>> SubmitAsync(ApiClient client)
     {
         var ids = new List<string>();
