@@ -109,16 +109,8 @@ public sealed class RedisFaultTests
         var ids = await SubmitAsync(client);
         await client.WaitForStatusAsync(ids[0], "completed", TimeSpan.FromSeconds(60));
 
-        // Everything under this cluster's prefix is gone: ready queues, leases, fences, counters. One key at
-        // a time while the service runs, the task records last: whatever is claimed after the running
-        // counts went loses its record before it can end, the worst order for the counts.
-        var prefix = env["Runbox__Queue__KeyPrefix"];
-        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
-        var keys = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "--scan", "--pattern", $"*{prefix}*");
-        foreach (var key in keys.Split('\n', StringSplitOptions.RemoveEmptyEntries).OrderBy(key => key.Contains("}:t:", StringComparison.Ordinal)))
-        {
-            await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", key);
-        }
+        // Everything under this cluster's prefix is gone: ready queues, leases, fences, counters.
+        await DeleteClusterKeysAsync(env);
 
         await FaultEnvironment.AssertInvariantsAsync(client, ids);
         await AssertOutputsAsync(client, ids);
@@ -140,14 +132,7 @@ public sealed class RedisFaultTests
         using var client = new ApiClient(server.BaseAddress);
         await client.SubmitAsync(new { language = "bash", source = "echo warm" }, wait: true);
 
-        var prefix = env["Runbox__Queue__KeyPrefix"];
-        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
-        var keys = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "--scan", "--pattern", $"*{prefix}*");
-        Assert.Contains($"{{{prefix}}}:users", keys, StringComparison.Ordinal);
-        foreach (var key in keys.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", key);
-        }
+        Assert.Contains($"{{{env["Runbox__Queue__KeyPrefix"]}}}:users", await DeleteClusterKeysAsync(env));
 
         var ids = new List<string>();
         for (var i = 0; i < Slots; i++)
@@ -190,11 +175,10 @@ public sealed class RedisFaultTests
         await alice.WaitForStatusAsync(first, "running");
 
         var users = $"{{{env["Runbox__Queue__KeyPrefix"]}}}:users";
-        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
-        Assert.Equal("1", (await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", users)).Trim());
+        Assert.Equal("1", (await RedisCliAsync("DEL", users)).Trim());
         var deadline = DateTime.UtcNow.AddSeconds(30);
         string held;
-        while ((held = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "HMGET", users, "limit:alice", "run:alice")) != "1\n1\n")
+        while ((held = await RedisCliAsync("HMGET", users, "limit:alice", "run:alice")) != "1\n1\n")
         {
             Assert.True(DateTime.UtcNow < deadline, $"the users hash holds [{held}], not alice's limit and running count");
             await Task.Delay(200, TestContext.Current.CancellationToken);
@@ -223,20 +207,38 @@ public sealed class RedisFaultTests
         using var client = new ApiClient(api.BaseAddress);
         await client.SubmitAsync(new { language = "bash", source = "echo before" }, wait: true);
 
-        var prefix = env["Runbox__Queue__KeyPrefix"];
-        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
-        var keys = await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "--scan", "--pattern", $"*{prefix}*");
-        Assert.Contains($"{prefix}:languages", keys, StringComparison.Ordinal);
-        foreach (var key in keys.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            await FaultEnvironment.RunAsync("redis-cli", "-h", host, "-p", port, "DEL", key);
-        }
+        Assert.Contains($"{env["Runbox__Queue__KeyPrefix"]}:languages", await DeleteClusterKeysAsync(env));
 
         // Past the API's cache of the languages (10 s), so what it offers comes from Redis again.
         await Task.Delay(TimeSpan.FromSeconds(11), TestContext.Current.CancellationToken);
         await client.WaitForEndpointAsync("/v1/languages", l => l.AsArray().Any(language => (string?)language!["id"] == "bash"), TimeSpan.FromSeconds(20));
         var task = await client.SubmitAsync(new { language = "bash", source = "echo after" }, wait: true);
         Assert.Equal("after\n", (string?)task["result"]!["stdout"]);
+    }
+
+    /// <summary>
+    /// Deletes every key of this cluster's prefix, one at a time while the service runs, the task records
+    /// last: whatever is claimed after the running counts went loses its record before it can end, the
+    /// worst order for the counts. Returns the keys.
+    /// </summary>
+    private static async Task<string[]> DeleteClusterKeysAsync(Dictionary<string, string> env)
+    {
+        var keys = (await RedisCliAsync("--scan", "--pattern", $"*{env["Runbox__Queue__KeyPrefix"]}*"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .OrderBy(key => key.Contains("}:t:", StringComparison.Ordinal))
+            .ToArray();
+        foreach (var key in keys)
+        {
+            await RedisCliAsync("DEL", key);
+        }
+        return keys;
+    }
+
+    /// <summary>redis-cli against the shared test Redis.</summary>
+    private static Task<string> RedisCliAsync(params string[] args)
+    {
+        var (host, port) = (TestEnvironment.Redis.Split(':')[0], TestEnvironment.Redis.Split(':')[1]);
+        return FaultEnvironment.RunAsync("redis-cli", ["-h", host, "-p", port, .. args]);
     }
 
     private static async Task<List<string>> SubmitAsync(ApiClient client)
