@@ -12,4 +12,7 @@ internal static partial class Log
 
     [LoggerMessage(3, LogLevel.Warning, "Task {TaskId} is stored but could not be queued now; the reconciler queues it once Redis answers")]
     public static partial void EnqueueDeferred(ILogger logger, Exception exception, Guid taskId);
+
+    [LoggerMessage(4, LogLevel.Warning, "Task {TaskId} is cancelled in the store but the queue could not be told now; a worker that claims it is refused")]
+    public static partial void QueueCancelDeferred(ILogger logger, Exception exception, Guid taskId);
 }

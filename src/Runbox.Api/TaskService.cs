@@ -97,11 +97,20 @@ public sealed class TaskService(
             var write = await store.TransitionAsync([new TransitionRequest(id, TaskStatus.Pending, TaskStatus.Cancelled, "cancelled by user")], cancellationToken);
             if (write.Succeeded)
             {
-                // If a worker claimed it meanwhile, its pending → running write is now refused and it
-                // settles the queue entry as cancelled.
-                await queue.CancelAsync(id, cancellationToken);
                 metrics.Transitioned(TaskStatus.Cancelled);
-                await events.PublishStatusesAsync(write.Task!, [TaskStatus.Cancelled], cancellationToken);
+                try
+                {
+                    // If a worker claimed it meanwhile, its pending → running write is now refused and it
+                    // settles the queue entry as cancelled.
+                    await queue.CancelAsync(id, cancellationToken);
+                    await events.PublishStatusesAsync(write.Task!, [TaskStatus.Cancelled], cancellationToken);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    // The store has it cancelled, and that is the answer: a worker that claims it later is
+                    // refused the same way, and the reconciler queues no task the store has settled.
+                    Log.QueueCancelDeferred(logger, exception, id);
+                }
                 return CommandResult.Ok(write.Task!);
             }
             task = await store.GetAsync(id, cancellationToken) ?? task;

@@ -38,6 +38,7 @@ public sealed class RedisFaultTests
     /// <summary>
     /// A task submitted while Redis is down is in the store, so it is accepted (202, pending) rather than
     /// refused with a 500 the client would answer by submitting it again; it runs once Redis is back.
+    /// Cancelling a pending task is a store write too, and stands.
     /// </summary>
     [Fact]
     public async Task RedisDown_SubmitIsAccepted_AndRunsWhenRedisIsBack()
@@ -56,11 +57,19 @@ public sealed class RedisFaultTests
             Assert.Equal(System.Net.HttpStatusCode.Accepted, status);
             var id = (string)body!["id"]!;
             Assert.Equal("pending", (string?)(await client.GetAsync(id))["status"]);
+            // A pending task is cancelled in the store, so the cancel stands too.
+            var dropped = (string)(await client.SubmitAsync(new { language = "bash", source = "echo never" }))["id"]!;
+            var (cancelStatus, cancelled, _) = await client.SendAsync(HttpMethod.Post, $"/v1/tasks/{dropped}/cancel");
+            Assert.Equal(System.Net.HttpStatusCode.OK, cancelStatus);
+            Assert.Equal("cancelled", (string?)cancelled!["status"]);
 
             redis = await FaultEnvironment.StartRedisAsync(port);
             var task = await client.WaitForStatusAsync(id, "completed", TimeSpan.FromSeconds(60));
             Assert.Equal("while down\n", (string?)task["result"]!["stdout"]);
             FaultEnvironment.AssertLegalPath(task);
+            var never = await client.GetAsync(dropped);
+            Assert.Equal("cancelled", (string?)never["status"]);
+            FaultEnvironment.AssertLegalPath(never);
         }
         finally
         {
