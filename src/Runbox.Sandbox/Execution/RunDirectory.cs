@@ -155,13 +155,25 @@ internal sealed class RunDirectory : IDisposable
         Remove(Path);
     }
 
-    /// <summary>Removes a run folder, also one a crashed process left behind.</summary>
+    /// <summary>
+    /// Removes a run folder, also one a crashed process left behind. Another remover may be at it too (a
+    /// run that ends while the cleaner removes its crashed instance's leftovers): what vanishes meanwhile
+    /// is gone either way, so the removal looks again rather than fail.
+    /// </summary>
     public static void Remove(string path)
     {
+        const int Attempts = 5;
         Libc.Unmount(System.IO.Path.Combine(path, "work"));
-        if (Directory.Exists(path))
+        for (var attempt = 1; Directory.Exists(path); attempt++)
         {
-            Directory.Delete(path, recursive: true);
+            try
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException && attempt < Attempts)
+            {
+                // Part of it went while we walked it.
+            }
         }
     }
 
