@@ -138,45 +138,52 @@ public sealed class LocalRedisServer : IAsyncDisposable
                 var current = process;
                 var started = Stopwatch.GetTimestamp();
                 await current.WaitForExitAsync(cancellationToken);
-                var lasted = Stopwatch.GetElapsedTime(started);
                 Log.RedisDied(logger, current.Id, current.ExitCode, ReadLogTail(DataDirectory));
-                delay = lasted > LongestRestartDelay ? FirstRestartDelay : delay;
-                while (true)
+                // A server that ran a while starts the waits afresh; one that died soon after a restart waits longer.
+                if (Stopwatch.GetElapsedTime(started) > LongestRestartDelay)
                 {
-                    await Task.Delay(delay, cancellationToken);
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestRestartDelay.Ticks));
-                    Process? next = null;
-                    try
-                    {
-                        next = await LaunchAsync(executable, configFile);
-                        await WaitUntilAnswersAsync(next, endPoint, password, DataDirectory, cancellationToken);
-                    }
-                    catch (Exception e)
-                    {
-                        if (next is not null)
-                        {
-                            Kill(next);
-                            next.Dispose();
-                        }
-                        if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
-                        {
-                            throw;
-                        }
-                        // Whatever stops it (the port taken, the binary gone, a full disk), the next try may not meet.
-                        Log.RedisRestartFailed(logger, e.Message, delay);
-                        continue;
-                    }
-                    process = next;
-                    current.Dispose();
-                    Restarts++;
-                    Log.RedisRestarted(logger, next.Id, endPoint.ToString());
-                    break;
+                    delay = FirstRestartDelay;
                 }
+                (process, delay) = await StartAgainAsync(delay, cancellationToken);
+                current.Dispose();
+                Restarts++;
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Disposed: DisposeAsync stops whichever server runs now.
+        }
+    }
+
+    /// <summary>Starts the server until it answers, waiting <paramref name="delay"/> (doubled after each try) first.</summary>
+    private async Task<(Process Server, TimeSpan NextDelay)> StartAgainAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, LongestRestartDelay.Ticks));
+            Process? next = null;
+            try
+            {
+                next = await LaunchAsync(executable, configFile);
+                await WaitUntilAnswersAsync(next, endPoint, password, DataDirectory, cancellationToken);
+                Log.RedisRestarted(logger, next.Id, endPoint.ToString());
+                return (next, delay);
+            }
+            catch (Exception e)
+            {
+                if (next is not null)
+                {
+                    Kill(next);
+                    next.Dispose();
+                }
+                if (e is OperationCanceledException && cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+                // Whatever stopped it (the port taken, the binary gone, a full disk), the next try may not meet.
+                Log.RedisRestartFailed(logger, e.Message, delay);
+            }
         }
     }
 

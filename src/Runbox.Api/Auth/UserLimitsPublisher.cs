@@ -11,8 +11,8 @@ namespace Runbox.Api.Auth;
 /// Redis only, and Redis may lose them (flushed, restarted without its data) while the store keeps every
 /// task: the reconciler puts the tasks back, and this puts the limits back (and has the running counts
 /// recounted), so a user never runs above their limit, nor a local server below its slots, for longer
-/// than one interval. In local mode the
-/// anonymous user has no limit of its own: the workers' slots are the limit.
+/// than one interval. In local mode the anonymous user has no limit of its own: the workers' slots are
+/// the limit.
 /// </summary>
 internal sealed class UserLimitsPublisher(
     ITaskQueue queue,
