@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Runbox.Core.Execution;
@@ -10,12 +11,17 @@ namespace Runbox.Store;
 /// How specs and results are kept as JSON inside the store. This format is internal to the store,
 /// but it outlives any one build, so it is pinned here: snake_case names, enums as snake_case
 /// strings, durations as (possibly fractional) milliseconds that convert back to the exact tick.
+/// Text is written as itself: the default encoder's \uXXXX for markup, quotes and every non-ASCII
+/// character made a stored output up to six times its size. Control characters (NUL among them)
+/// are still escaped, which PostgreSQL's json column needs. Rows written escaped read back the same.
 /// </summary>
 internal static class StoreJson
 {
     private static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        // The JSON never reaches a browser or an HTML page from here, so HTML-safe escaping buys nothing.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters =
         {
             new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false),

@@ -31,6 +31,14 @@ public sealed class PostgresTaskStoreTests : TaskStoreContractTests
         return (long)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
     }
 
+    protected override async Task<object?> ExecuteRawAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(SchemaConnectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync(TestContext.Current.CancellationToken);
+    }
+
     protected override Task DropDatabaseAsync() => ExecuteAsync($"DROP SCHEMA IF EXISTS {_schema} CASCADE");
 
     private static async Task ExecuteAsync(string sql)

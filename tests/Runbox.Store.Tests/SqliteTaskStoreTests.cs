@@ -23,6 +23,14 @@ public sealed class SqliteTaskStoreTests : TaskStoreContractTests
         return (long)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
     }
 
+    protected override async Task<object?> ExecuteRawAsync(string sql)
+    {
+        await using var connection = await OpenRawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return await command.ExecuteScalarAsync(TestContext.Current.CancellationToken);
+    }
+
     protected override Task DropDatabaseAsync()
     {
         if (Directory.Exists(_directory))

@@ -50,6 +50,9 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
     /// <summary>Rows in a table of this test's database, read behind the store's back.</summary>
     protected abstract Task<long> CountRowsAsync(string table);
 
+    /// <summary>Runs <paramref name="sql"/> on this test's database behind the store's back; returns the first column of the first row.</summary>
+    protected abstract Task<object?> ExecuteRawAsync(string sql);
+
     protected abstract Task DropDatabaseAsync();
 
     public async ValueTask InitializeAsync()
@@ -600,6 +603,26 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
         await Assert.ThrowsAsync<ArgumentException>(() => Store.TransitionAsync(
             [Step(task, TaskStatus.Pending, TaskStatus.Running, fence: 1) with { Result = Ok("") }], Ct));
         AssertSameTask(task, await Store.GetAsync(task.Id, Ct));
+    }
+
+    [Fact]
+    public async Task TransitionAsync_TextWithMarkupNonAsciiAndNul_IsStoredUnescapedAndReadsBack()
+    {
+        const string Text = "<b>é ✓ & 'q'</b>\0end";
+        var task = (await Store.CreateAsync(new NewTask(Spec() with { Source = Text }), Ct)).Task;
+        task = (await Store.TransitionAsync([Step(task, TaskStatus.Pending, TaskStatus.Running, fence: 1)], Ct)).Task!;
+        await Store.TransitionAsync([Step(task, TaskStatus.Running, TaskStatus.Completed, fence: 1) with { Result = Ok(Text) with { Stderr = Text } }], Ct);
+
+        var stored = (await Store.GetAsync(task.Id, Ct))!;
+        var resultJson = Convert.ToString(await ExecuteRawAsync("SELECT result FROM attempts"), System.Globalization.CultureInfo.InvariantCulture);
+        var specJson = Convert.ToString(await ExecuteRawAsync("SELECT spec FROM tasks"), System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.Equal(Text, stored.Spec.Source);
+        Assert.Equal(Text, stored.Result!.Stdout);
+        Assert.Equal(Text, stored.Result.Stderr);
+        // Only the control character is escaped: markup and non-ASCII text are kept as they are.
+        Assert.Contains("<b>é ✓ & 'q'</b>\\u0000end", resultJson, StringComparison.Ordinal);
+        Assert.Contains("<b>é ✓ & 'q'</b>\\u0000end", specJson, StringComparison.Ordinal);
     }
 
     [Fact]
