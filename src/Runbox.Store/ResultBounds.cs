@@ -1,5 +1,6 @@
 using System.Text;
 using Runbox.Core.Execution;
+using Runbox.Core.Seams;
 
 namespace Runbox.Store;
 
@@ -56,6 +57,18 @@ internal static class ResultBounds
         };
         return (bounded, dropped);
     }
+
+    /// <summary>
+    /// The result as a listing shows it: stdout, stderr and compiler output cut to their first
+    /// <see cref="TaskPage.PreviewBytes"/>. The truncation flags say what the program's limits cut,
+    /// so a preview leaves them as they are.
+    /// </summary>
+    public static ExecutionResult Preview(ExecutionResult result) => result with
+    {
+        Stdout = Cut(result.Stdout, TaskPage.PreviewBytes).Text,
+        Stderr = Cut(result.Stderr, TaskPage.PreviewBytes).Text,
+        Compile = result.Compile is null ? null : result.Compile with { Output = Cut(result.Compile.Output, TaskPage.PreviewBytes).Text },
+    };
 
     /// <summary>Cuts <paramref name="text"/> to at most <paramref name="maxBytes"/> UTF-8 bytes, never inside a character.</summary>
     internal static (string Text, bool Truncated) Cut(string text, int maxBytes)

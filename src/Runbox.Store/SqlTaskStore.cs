@@ -25,10 +25,22 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
     /// <summary>The most tasks one <see cref="ListByStatusAsync"/> call returns.</summary>
     public const int MaxBatchSize = 1000;
 
-    private const string SelectTasks = """
-        SELECT t.seq, t.id, t.spec, t.status, t.attempt, t.max_attempts, t.fence, t.idempotency_key, t.worker_id,
-               t.created_at, t.started_at, t.finished_at, t.next_attempt_at, t.dead_lettered, a.result
+    private const string TaskColumns = """
+        t.seq, t.id, t.spec, t.status, t.attempt, t.max_attempts, t.fence, t.idempotency_key, t.worker_id,
+               t.created_at, t.started_at, t.finished_at, t.next_attempt_at, t.dead_lettered
+        """;
+
+    private const string SelectTasks = $"""
+        SELECT {TaskColumns}, a.result
         FROM tasks t
+        LEFT JOIN attempts a ON a.task_id = t.id AND a.attempt = t.result_attempt
+        """;
+
+    // The full result is read only for an attempt recorded before previews were kept (no preview row).
+    private const string SelectTaskPreviews = $"""
+        SELECT {TaskColumns}, COALESCE(p.preview, a.result)
+        FROM tasks t
+        LEFT JOIN attempt_previews p ON p.task_id = t.id AND p.attempt = t.result_attempt
         LEFT JOIN attempts a ON a.task_id = t.id AND a.attempt = t.result_attempt
         """;
 
@@ -211,7 +223,7 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
 
         return await RunAsync(write: false, async (connection, transaction) =>
         {
-            var rows = await ReadTasksAsync(connection, transaction, condition, command =>
+            var rows = await ReadTasksAsync(connection, transaction, previews: true, condition, command =>
             {
                 Add(command, "@user", query.User, DbType.String);
                 Add(command, "@status", query.Status?.ToWire(), DbType.String);
@@ -503,6 +515,16 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
             AddTime(upsert, "@now", now);
             await upsert.ExecuteNonQueryAsync(cancellationToken);
         }
+        await using (var upsert = Command(connection, transaction, """
+            INSERT INTO attempt_previews (task_id, attempt, preview) VALUES (@id, @attempt, @preview)
+            ON CONFLICT (task_id, attempt) DO UPDATE SET preview = excluded.preview
+            """))
+        {
+            AddId(upsert, "@id", id);
+            Add(upsert, "@attempt", attempt, DbType.Int32);
+            AddJson(upsert, "@preview", StoreJson.SerializeResult(ResultBounds.Preview(bounded)));
+            await upsert.ExecuteNonQueryAsync(cancellationToken);
+        }
         for (var ordinal = 0; ordinal < bounded.Artifacts.Count; ordinal++)
         {
             var artifact = bounded.Artifacts[ordinal];
@@ -545,22 +567,27 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
     private async Task<IReadOnlyList<TaskRecord>> LoadAsync(
         DbConnection connection, DbTransaction transaction, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
     {
-        var rows = await ReadTasksAsync(connection, transaction, condition, bind, orderAndLimit, cancellationToken);
+        var rows = await ReadTasksAsync(connection, transaction, previews: false, condition, bind, orderAndLimit, cancellationToken);
         return await WithDetailsAsync(connection, transaction, rows.Select(r => r.Record).ToList(), cancellationToken);
     }
 
-    /// <summary>The task rows alone (with the latest result's JSON, but not its artifacts), each with its sequence number.</summary>
+    /// <summary>
+    /// The task rows alone (with the latest result, whole or as its preview, but not its artifacts),
+    /// each with its sequence number.
+    /// </summary>
     private async Task<List<(long Seq, TaskRecord Record)>> ReadTasksAsync(
-        DbConnection connection, DbTransaction transaction, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
+        DbConnection connection, DbTransaction transaction, bool previews, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
     {
         var rows = new List<(long Seq, TaskRecord Record)>();
-        await using (var command = Command(connection, transaction, $"{SelectTasks} WHERE {condition} {orderAndLimit}"))
+        await using (var command = Command(connection, transaction, $"{(previews ? SelectTaskPreviews : SelectTasks)} WHERE {condition} {orderAndLimit}"))
         {
             bind(command);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                rows.Add((reader.GetInt64(0), ReadTask(reader)));
+                var task = ReadTask(reader);
+                // A full result read in place of a missing preview is cut here; a stored preview is already cut.
+                rows.Add((reader.GetInt64(0), previews && task.Result is { } result ? task with { Result = ResultBounds.Preview(result) } : task));
             }
         }
         return rows;

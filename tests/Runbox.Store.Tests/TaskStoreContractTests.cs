@@ -699,6 +699,53 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
         Assert.Equal("done", items[1].Result!.Stdout);
     }
 
+    [Fact]
+    public async Task ListAsync_TaskWithLargeOutputs_ListsPreviewsAndGetAsyncKeepsThemWhole()
+    {
+        // Under the store's own bound (4096 bytes here): only the preview cuts them.
+        var whole = Ok("a" + new string('é', 1500)) with
+        {
+            Stderr = new string('x', 3000),
+            StdoutTruncated = true,
+            Compile = new CompileResult { Succeeded = true, Output = "✓" + new string('w', 3000) },
+            Artifacts = [new Artifact("out.txt", [1, 2, 3])],
+        };
+        var task = await ReachAsync(TaskStatus.Running);
+        await Store.TransitionAsync([Step(task, TaskStatus.Running, TaskStatus.Completed, fence: 1) with { Result = whole }], Ct);
+
+        var listed = Assert.Single((await Store.ListAsync(new TaskQuery(), Ct)).Items).Result!;
+        var got = (await Store.GetAsync(task.Id, Ct))!.Result!;
+
+        // Cut on a character boundary: one more 'é' (2 bytes) would pass 1024.
+        Assert.Equal("a" + new string('é', 511), listed.Stdout);
+        Assert.Equal(new string('x', TaskPage.PreviewBytes), listed.Stderr);
+        Assert.Equal("✓" + new string('w', TaskPage.PreviewBytes - 3), listed.Compile!.Output);
+        // Everything but the outputs is the whole result, the truncation flags included.
+        AssertResultEqual(whole with { Stdout = listed.Stdout, Stderr = listed.Stderr, Compile = whole.Compile with { Output = listed.Compile.Output } }, listed);
+        AssertResultEqual(whole, got);
+    }
+
+    [Fact]
+    public async Task ListAsync_AttemptRecordedBeforePreviewsWereKept_ListsAPreviewOfItsFullResult()
+    {
+        var task = await ReachAsync(TaskStatus.Running);
+        await Store.TransitionAsync([Step(task, TaskStatus.Running, TaskStatus.Completed, fence: 1) with { Result = Ok("stored") }], Ct);
+        // The database as schema version 1 left it: no previews, and the result as the old encoder
+        // wrote it (every '<' and non-ASCII character escaped).
+        await ExecuteRawAsync("DROP TABLE attempt_previews");
+        await ExecuteRawAsync("DELETE FROM runbox_schema_migrations WHERE version > 1");
+        var escaped = @"\u003Cp\u003E" + string.Concat(Enumerable.Repeat(@"\u00E9", 1500));
+        await ExecuteRawAsync($$"""UPDATE attempts SET result = '{"verdict":"ok","exit_code":0,"stdout":"{{escaped}}"}'""");
+        await using var upgraded = OpenStore();
+
+        var listed = Assert.Single((await upgraded.ListAsync(new TaskQuery(), Ct)).Items).Result!;
+        var got = (await upgraded.GetAsync(task.Id, Ct))!.Result!;
+
+        Assert.Equal("<p>" + new string('é', 510), listed.Stdout);
+        Assert.Equal("<p>" + new string('é', 1500), got.Stdout);
+        Assert.Equal(2, await CountRowsAsync("runbox_schema_migrations"));
+    }
+
     [Theory]
     [InlineData(0, 1)]
     [InlineData(-5, 1)]
@@ -803,7 +850,7 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
 
         Assert.NotNull(await other.GetAsync(task.Id, Ct));
         Assert.NotNull(await third.GetAsync(task.Id, Ct));
-        Assert.Equal(1, await CountRowsAsync("runbox_schema_migrations"));
+        Assert.Equal(2, await CountRowsAsync("runbox_schema_migrations"));
     }
 
     private static TaskSpec Spec(string user = "alice") => new() { User = user, Language = "python", Source = "print(1)" };

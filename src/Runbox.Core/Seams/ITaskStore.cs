@@ -19,7 +19,14 @@ public interface ITaskStore
 
     Task<TaskRecord?> GetAsync(Guid id, CancellationToken cancellationToken);
 
-    /// <summary>Tasks newest first, filtered by the query; the cursor is opaque to callers.</summary>
+    /// <summary>
+    /// Tasks newest first, filtered by the query; the cursor is opaque to callers. A listing carries
+    /// each task's latest result as a preview: its stdout, stderr and compiler output are cut to their
+    /// first <see cref="TaskPage.PreviewBytes"/> UTF-8 bytes (on a character boundary), and everything
+    /// else is whole. The truncation flags keep their meaning (the program's output hit its limit), so
+    /// they do not say whether a preview was cut; <see cref="GetAsync"/> returns the whole result.
+    /// So a page stays small, and a store can list from previews it keeps instead of reading the outputs.
+    /// </summary>
     Task<TaskPage> ListAsync(TaskQuery query, CancellationToken cancellationToken);
 
     /// <summary>
@@ -53,7 +60,11 @@ public sealed record TaskQuery
     public string? Cursor { get; init; }
 }
 
-public sealed record TaskPage(IReadOnlyList<TaskRecord> Items, string? NextCursor);
+public sealed record TaskPage(IReadOnlyList<TaskRecord> Items, string? NextCursor)
+{
+    /// <summary>The most UTF-8 bytes of each output a listed result carries.</summary>
+    public const int PreviewBytes = 1024;
+}
 
 /// <summary>One status change. A null <see cref="Fence"/> is a user action (cancel, retry) that no attempt owns.</summary>
 public sealed record TransitionRequest(Guid TaskId, TaskStatus From, TaskStatus To, string Reason)

@@ -61,5 +61,18 @@ internal static class PostgresMigrations
                 PRIMARY KEY (task_id, attempt, name)
             );
             """),
+        // What a listing reads instead of the full result (ITaskStore.ListAsync). A table of its own,
+        // not a column of attempts: SQLite reaches a column stored after a large result only by reading
+        // through the result's overflow pages. An attempt recorded before this version has no row here,
+        // and only for such an attempt does a listing read the full result.
+        new(2, """
+            CREATE TABLE attempt_previews (
+                task_id uuid NOT NULL,
+                attempt integer NOT NULL,
+                preview json NOT NULL,
+                PRIMARY KEY (task_id, attempt),
+                FOREIGN KEY (task_id, attempt) REFERENCES attempts (task_id, attempt) ON DELETE CASCADE
+            );
+            """),
     ];
 }
