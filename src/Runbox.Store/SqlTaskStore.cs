@@ -44,6 +44,11 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
         LEFT JOIN attempts a ON a.task_id = t.id AND a.attempt = t.result_attempt
         """;
 
+    private const string SelectTasksWithoutResults = $"""
+        SELECT {TaskColumns}, NULL
+        FROM tasks t
+        """;
+
     private readonly StoreOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly SemaphoreSlim _migrationGate = new(1, 1);
@@ -173,7 +178,7 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
             if (!inserted)
             {
                 // The key is taken: ON CONFLICT waited for the first writer, so its task is visible now.
-                var existing = await LoadAsync(connection, transaction, "t.user_name = @user AND t.idempotency_key = @key", command =>
+                var existing = await LoadAsync(connection, transaction, ResultRead.Whole, "t.user_name = @user AND t.idempotency_key = @key", command =>
                 {
                     Add(command, "@user", task.Spec.User, DbType.String);
                     Add(command, "@key", task.IdempotencyKey, DbType.String);
@@ -223,7 +228,7 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
 
         return await RunAsync(write: false, async (connection, transaction) =>
         {
-            var rows = await ReadTasksAsync(connection, transaction, previews: true, condition, command =>
+            var rows = await ReadTasksAsync(connection, transaction, ResultRead.Preview, condition, command =>
             {
                 Add(command, "@user", query.User, DbType.String);
                 Add(command, "@status", query.Status?.ToWire(), DbType.String);
@@ -292,7 +297,7 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
         var condition = afterId is null
             ? "t.status = @status"
             : "t.status = @status AND t.seq > (SELECT seq FROM tasks WHERE id = @after)";
-        return await RunAsync(write: false, (connection, transaction) => LoadAsync(connection, transaction, condition, command =>
+        return await RunAsync(write: false, (connection, transaction) => LoadAsync(connection, transaction, ResultRead.None, condition, command =>
         {
             Add(command, "@status", status.ToWire(), DbType.String);
             if (afterId is { } after)
@@ -560,26 +565,33 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
 
     private async Task<TaskRecord?> LoadByIdAsync(DbConnection connection, DbTransaction transaction, Guid id, CancellationToken cancellationToken)
     {
-        var rows = await LoadAsync(connection, transaction, "t.id = @id", command => AddId(command, "@id", id), "", cancellationToken);
+        var rows = await LoadAsync(connection, transaction, ResultRead.Whole, "t.id = @id", command => AddId(command, "@id", id), "", cancellationToken);
         return rows.Count == 0 ? null : rows[0];
     }
 
     private async Task<IReadOnlyList<TaskRecord>> LoadAsync(
-        DbConnection connection, DbTransaction transaction, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
+        DbConnection connection, DbTransaction transaction, ResultRead read, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
     {
-        var rows = await ReadTasksAsync(connection, transaction, previews: false, condition, bind, orderAndLimit, cancellationToken);
+        var rows = await ReadTasksAsync(connection, transaction, read, condition, bind, orderAndLimit, cancellationToken);
         return await WithDetailsAsync(connection, transaction, rows.Select(r => r.Record).ToList(), cancellationToken);
     }
 
     /// <summary>
-    /// The task rows alone (with the latest result, whole or as its preview, but not its artifacts),
-    /// each with its sequence number.
+    /// The task rows alone (with the latest result as <paramref name="read"/> says, but not its
+    /// artifacts), each with its sequence number.
     /// </summary>
     private async Task<List<(long Seq, TaskRecord Record)>> ReadTasksAsync(
-        DbConnection connection, DbTransaction transaction, bool previews, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
+        DbConnection connection, DbTransaction transaction, ResultRead read, string condition, Action<DbCommand> bind, string orderAndLimit, CancellationToken cancellationToken)
     {
+        var select = read switch
+        {
+            ResultRead.Whole => SelectTasks,
+            ResultRead.Preview => SelectTaskPreviews,
+            ResultRead.None => SelectTasksWithoutResults,
+            _ => throw new ArgumentOutOfRangeException(nameof(read)),
+        };
         var rows = new List<(long Seq, TaskRecord Record)>();
-        await using (var command = Command(connection, transaction, $"{(previews ? SelectTaskPreviews : SelectTasks)} WHERE {condition} {orderAndLimit}"))
+        await using (var command = Command(connection, transaction, $"{select} WHERE {condition} {orderAndLimit}"))
         {
             bind(command);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -587,7 +599,7 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
             {
                 var task = ReadTask(reader);
                 // A full result read in place of a missing preview is cut here; a stored preview is already cut.
-                rows.Add((reader.GetInt64(0), previews && task.Result is { } result ? task with { Result = ResultBounds.Preview(result) } : task));
+                rows.Add((reader.GetInt64(0), read == ResultRead.Preview && task.Result is { } result ? task with { Result = ResultBounds.Preview(result) } : task));
             }
         }
         return rows;
@@ -683,6 +695,17 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
         DeadLettered = reader.GetBoolean(13),
         Result = reader.IsDBNull(14) ? null : StoreJson.DeserializeResult(reader.GetString(14)),
     };
+}
+
+/// <summary>What a read of tasks brings of each one's latest result.</summary>
+internal enum ResultRead
+{
+    /// <summary>The whole result, for one task (a read or a write's answer).</summary>
+    Whole,
+    /// <summary>Outputs cut to their previews (<see cref="ResultBounds.Preview"/>), for a listing.</summary>
+    Preview,
+    /// <summary>No result (and so no artifacts either).</summary>
+    None,
 }
 
 /// <summary>One schema step. Versions only grow; a shipped migration is never edited.</summary>

@@ -796,6 +796,23 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ListByStatusAsync_TaskRetriedAfterAResult_ComesWithoutTheResult()
+    {
+        var failed = await ReachAsync(TaskStatus.Running);
+        await Store.TransitionAsync(
+        [
+            Step(failed, TaskStatus.Running, TaskStatus.Failed, fence: 1) with { Result = Failed("boom") with { Artifacts = [new Artifact("f", [1])] } },
+            Step(failed, TaskStatus.Failed, TaskStatus.Pending, fence: 1) with { NextAttemptAt = Start },
+        ], Ct);
+
+        var listed = Assert.Single(await Store.ListByStatusAsync(TaskStatus.Pending, 10, null, Ct));
+
+        Assert.Null(listed.Result);
+        Assert.Equal(4, listed.Transitions.Count);
+        Assert.Equal("boom", (await Store.GetAsync(failed.Id, Ct))!.Result!.Stderr);
+    }
+
+    [Fact]
     public async Task ListByStatusAsync_UnknownAfterId_ReturnsNothing()
     {
         await CreateAsync();

@@ -39,7 +39,12 @@ public interface ITaskStore
     /// <summary>The bytes of an artifact of the task's latest result, or null.</summary>
     Task<byte[]?> GetArtifactAsync(Guid id, string name, CancellationToken cancellationToken);
 
-    /// <summary>Pending tasks in submission order after <paramref name="afterId"/>, for the reconciler.</summary>
+    /// <summary>
+    /// Tasks in <paramref name="status"/> in submission order after <paramref name="afterId"/>, for the
+    /// reconciler: each with its transitions but without its result (<see cref="TaskRecord.Result"/> is
+    /// null even for a task retried after a finished attempt), which the reconciler does not need and
+    /// which could hold megabytes of output and artifacts per task. <see cref="GetAsync"/> has it.
+    /// </summary>
     Task<IReadOnlyList<TaskRecord>> ListByStatusAsync(TaskStatus status, int limit, Guid? afterId, CancellationToken cancellationToken);
 
     /// <summary>Deletes settled tasks (completed, cancelled, failed, timeout: never pending or running) that finished before the cutoff; returns how many.</summary>
