@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using Runbox.Core.Execution;
+using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
 
 namespace Runbox.Api.Contracts;
@@ -22,7 +24,13 @@ public sealed record TaskView(
     ResultView? Result,
     IReadOnlyList<TransitionView> Transitions)
 {
-    public static TaskView From(TaskRecord task) => new(
+    /// <summary>The view of a task read or written by itself: its result is whole.</summary>
+    public static TaskView From(TaskRecord task) => Create(task, preview: false);
+
+    /// <summary>The view of a listed task: the store lists results as previews (<see cref="ITaskStore.ListAsync"/>).</summary>
+    public static TaskView FromListing(TaskRecord task) => Create(task, preview: true);
+
+    private static TaskView Create(TaskRecord task, bool preview) => new(
         task.Id,
         task.Status.ToWire(),
         task.User,
@@ -36,7 +44,7 @@ public sealed record TaskView(
         task.NextAttemptAt,
         task.DeadLettered,
         task.Spec.Labels,
-        task.Result is null ? null : ResultView.From(task.Id, task.Result),
+        task.Result is null ? null : ResultView.From(task.Id, task.Result, preview),
         task.Transitions.Select(TransitionView.Of).ToList());
 }
 
@@ -53,9 +61,17 @@ public sealed record ResultView(
     long MemoryPeakKb,
     CompileView? Compile,
     IReadOnlyList<ArtifactView> Artifacts,
-    string? Error)
+    string? Error,
+    [property: Description(ResultView.PreviewDescription)] bool Preview)
 {
-    public static ResultView From(Guid taskId, ExecutionResult result) => new(
+    // 1024 is TaskPage.PreviewBytes, written out because an attribute's argument must be a constant string.
+    internal const string PreviewDescription =
+        "True in a listing (GET /v1/tasks, GET /v1/dead-letters): stdout, stderr and compile.output then hold "
+        + "at most their first 1024 UTF-8 bytes, cut on a character boundary, and GET /v1/tasks/{id} has them whole. "
+        + "False where the result is whole. stdout_truncated, stderr_truncated and compile.output_truncated say "
+        + "only whether the program's output hit its limit, in both.";
+
+    public static ResultView From(Guid taskId, ExecutionResult result, bool preview) => new(
         result.Verdict.ToWire(),
         result.ExitCode,
         result.Signal,
@@ -68,7 +84,8 @@ public sealed record ResultView(
         result.MemoryPeakBytes / 1024,
         result.Compile is null ? null : CompileView.From(result.Compile),
         result.Artifacts.Select(a => new ArtifactView(a.Name, a.SizeBytes, $"/v1/tasks/{taskId}/artifacts/{Uri.EscapeDataString(a.Name)}")).ToList(),
-        result.Error);
+        result.Error,
+        preview);
 }
 
 public sealed record CompileView(bool Succeeded, int? ExitCode, string Output, bool OutputTruncated, long WallTimeMs, long CpuTimeMs, long MemoryPeakKb)

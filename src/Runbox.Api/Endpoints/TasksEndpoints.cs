@@ -218,7 +218,7 @@ internal static class PageQuery
         try
         {
             var page = await store.ListAsync(scope(query!), context.RequestAborted);
-            return TypedResults.Ok(new PageView<TaskView>(page.Items.Select(TaskView.From).ToList(), page.NextCursor));
+            return TypedResults.Ok(new PageView<TaskView>(page.Items.Select(TaskView.FromListing).ToList(), page.NextCursor));
         }
         catch (ArgumentException exception)
         {
