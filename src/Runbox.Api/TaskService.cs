@@ -51,7 +51,7 @@ public sealed class TaskService(
     public async Task<SubmitResult> SubmitAsync(Caller caller, TaskSubmission submission, string? idempotencyKey, CancellationToken cancellationToken)
     {
         var offered = await languages.GetAsync(cancellationToken);
-        var validation = new TaskSubmissionValidator(limits, offered.Select(l => l.Id)).Validate(submission, caller.User);
+        var validation = new TaskSubmissionValidator(limits, offered).Validate(submission, caller.User);
         if (!validation.IsValid)
         {
             return new SubmitResult(null, false, validation.Errors);

@@ -1,5 +1,6 @@
 using Runbox.Core.Limits;
 using Runbox.Core.Retry;
+using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
 using Runbox.Core.Validation;
 
@@ -7,7 +8,9 @@ namespace Runbox.Core.Tests;
 
 public class TaskSubmissionValidatorTests
 {
-    private static readonly TaskSubmissionValidator Validator = new(LimitPolicy.Default, ["python", "c"]);
+    private static readonly TaskSubmissionValidator Validator = new(
+        LimitPolicy.Default,
+        [new LanguageInfo("python", "Python 3", "3.11", "main.py", Compiled: false), new LanguageInfo("c", "C", "12", "main.c", Compiled: true)]);
 
     private static TaskSubmission Valid() => new() { Language = "python", Source = "print(input())", Stdin = "hi" };
 
@@ -72,6 +75,64 @@ public class TaskSubmissionValidatorTests
         var submission = Valid() with { Files = [new FileSubmission { Name = "a.py", Content = "" }, new FileSubmission { Name = "a.py", Content = "" }] };
 
         Assert.True(Validator.Validate(submission, "alice").Errors.ContainsKey("files[1].name"));
+    }
+
+    /// <summary>Regression: a name equal to the source file's overwrote the source, and the sandbox refused it as internal_error.</summary>
+    [Fact]
+    public void Validate_FileNamedLikeTheSourceFile_IsRefused()
+    {
+        var submission = Valid() with { Files = [new FileSubmission { Name = "main.py", Content = "x" }] };
+
+        var errors = Validator.Validate(submission, "alice").Errors;
+
+        Assert.Contains("source file", Assert.Single(errors["files[0].name"]), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("pkg", "pkg/util.py")]
+    [InlineData("pkg/util.py", "pkg")]
+    [InlineData("main.py/x", null)]
+    public void Validate_FileAndFolderOfTheSameName_IsRefused(string first, string? second)
+    {
+        List<FileSubmission?> files = [new FileSubmission { Name = first, Content = "x" }];
+        if (second is not null)
+        {
+            files.Add(new FileSubmission { Name = second, Content = "y" });
+        }
+
+        var errors = Validator.Validate(Valid() with { Files = files }, "alice").Errors;
+
+        Assert.Single(errors);
+        Assert.StartsWith("files[", errors.Keys.Single(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_FilesInFolders_Accepted()
+    {
+        var submission = Valid() with
+        {
+            Files = [new FileSubmission { Name = "pkg/__init__.py", Content = "" }, new FileSubmission { Name = "pkg/util.py", Content = "X = 1" }, new FileSubmission { Name = "com/example/Util.java", Content = "" }],
+        };
+
+        var result = Validator.Validate(submission, "alice");
+
+        Assert.True(result.IsValid, string.Join("; ", result.Errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}")));
+    }
+
+    [Fact]
+    public void Validate_DiskTooSmallForSourceAndFiles_IsRefused()
+    {
+        var submission = Valid() with
+        {
+            // Within the 1 MiB of source and files, but each file takes a whole page of /work's tmpfs.
+            Source = new string('x', 800_000),
+            Files = [.. Enumerable.Range(0, 64).Select(i => new FileSubmission { Name = $"f{i}.txt", Content = "y" })],
+            Limits = new LimitsSubmission { DiskMb = 1 },
+        };
+
+        var errors = Validator.Validate(submission, "alice").Errors;
+
+        Assert.Equal(["limits.disk_mb"], errors.Keys);
     }
 
     [Fact]

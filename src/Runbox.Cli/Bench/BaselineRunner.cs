@@ -35,7 +35,7 @@ public static class BaselineRunner
 
         var json = new JsonSerializerOptions();
         ApiServiceCollectionExtensions.Configure(json);
-        var validator = new TaskSubmissionValidator(LimitPolicy.Default, sandbox.Languages.Select(l => l.Id));
+        var validator = new TaskSubmissionValidator(LimitPolicy.Default, sandbox.Languages);
         var specs = mix.Select(kind =>
         {
             var submission = kind.ToRequest(5).Deserialize<TaskSubmission>(json)!;

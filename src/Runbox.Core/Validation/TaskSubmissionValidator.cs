@@ -1,6 +1,7 @@
 using System.Text;
 using Runbox.Core.Limits;
 using Runbox.Core.Retry;
+using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
 
 namespace Runbox.Core.Validation;
@@ -10,14 +11,14 @@ namespace Runbox.Core.Validation;
 /// problem at once keyed by the wire field name (<c>limits.memory_mb</c>, <c>files[2].name</c>).
 /// Nothing that fails here may reach the store.
 /// </summary>
-public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<string> languages)
+public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<LanguageInfo> languages)
 {
-    private const int MaxFileNameLength = 128;
+    private const long PageBytes = 4096;
     private const int MaxLabelKeyLength = 64;
     private const int MaxLabelValueLength = 256;
     private const int MaxArgLength = 4096;
 
-    private readonly HashSet<string> _languages = new(languages, StringComparer.Ordinal);
+    private readonly Dictionary<string, LanguageInfo> _languages = languages.ToDictionary(l => l.Id, StringComparer.Ordinal);
 
     public ValidationResult Validate(TaskSubmission submission, string user, RetryPolicy? retryDefaults = null)
     {
@@ -29,9 +30,9 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
         {
             errors.Add("language", "is required.");
         }
-        else if (!_languages.Contains(submission.Language))
+        else if (!_languages.ContainsKey(submission.Language))
         {
-            errors.Add("language", $"'{Shorten(submission.Language)}' is not offered here; see GET /v1/languages ({string.Join(", ", _languages.Order(StringComparer.Ordinal))}).");
+            errors.Add("language", $"'{Shorten(submission.Language)}' is not offered here; see GET /v1/languages ({string.Join(", ", _languages.Keys.Order(StringComparer.Ordinal))}).");
         }
 
         var source = submission.Source ?? "";
@@ -52,7 +53,8 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
             errors.Add("priority", $"must be between {TaskSpec.MinPriority} and {TaskSpec.MaxPriority}.");
         }
 
-        var files = ValidateFiles(submission.Files, errors, out var filesBytes);
+        var sourceFile = submission.Language is not null && _languages.TryGetValue(submission.Language, out var language) ? language.SourceFile : null;
+        var files = ValidateFiles(submission.Files, sourceFile, errors, out var filesBytes, out var filesDiskBytes);
         if (Encoding.UTF8.GetByteCount(source) + filesBytes > policy.MaxSourceBytes)
         {
             errors.Add("source", $"source and files together are larger than the maximum of {policy.MaxSourceBytes} bytes.");
@@ -60,6 +62,11 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
 
         var args = ValidateArgs(submission.Args, errors);
         var limits = ValidateLimits(submission.Limits, errors);
+        var needed = OnDisk(Encoding.UTF8.GetByteCount(source)) + filesDiskBytes;
+        if (!errors.Has("limits.disk_mb") && needed > limits.DiskBytes)
+        {
+            errors.Add("limits.disk_mb", $"is too small for the source and files, which take {needed} bytes of /work.");
+        }
         var retry = ValidateRetry(submission.Retry, defaults, errors);
         var labels = ValidateLabels(submission.Labels, errors);
 
@@ -84,9 +91,10 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
         return new ValidationResult(spec, new Dictionary<string, string[]>());
     }
 
-    private List<TaskFile> ValidateFiles(IReadOnlyList<FileSubmission?>? submitted, ValidationErrors errors, out long totalBytes)
+    private List<TaskFile> ValidateFiles(IReadOnlyList<FileSubmission?>? submitted, string? sourceFile, ValidationErrors errors, out long totalBytes, out long diskBytes)
     {
         totalBytes = 0;
+        diskBytes = 0;
         var files = new List<TaskFile>();
         if (submitted is null)
         {
@@ -98,7 +106,7 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
             return files;
         }
 
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        var badNames = false;
         for (var i = 0; i < submitted.Count; i++)
         {
             var field = $"files[{i}]";
@@ -109,14 +117,11 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
                 continue;
             }
 
-            var nameProblem = CheckFileName(file.Name);
+            var nameProblem = TaskFileNames.Check(file.Name);
             if (nameProblem is not null)
             {
                 errors.Add($"{field}.name", nameProblem);
-            }
-            else if (!names.Add(file.Name!))
-            {
-                errors.Add($"{field}.name", $"'{file.Name}' is given twice.");
+                badNames = true;
             }
 
             FileEncoding encoding;
@@ -143,10 +148,13 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
                     continue;
                 }
                 totalBytes += written;
+                diskBytes += OnDisk(written);
             }
             else
             {
-                totalBytes += Encoding.UTF8.GetByteCount(content);
+                var bytes = Encoding.UTF8.GetByteCount(content);
+                totalBytes += bytes;
+                diskBytes += OnDisk(bytes);
             }
 
             if (nameProblem is null)
@@ -154,38 +162,13 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
                 files.Add(new TaskFile(file.Name!, content, encoding));
             }
         }
+        // Each name is fine alone; together (with the source file, when the language is known) they must fit in one /work.
+        if (!badNames && files.Count == submitted.Count
+            && TaskFileNames.Check([sourceFile ?? "", .. files.Select(f => f.Name)]) is { Index: > 0 } clash)
+        {
+            errors.Add($"files[{clash.Index - 1}].name", clash.Message);
+        }
         return files;
-    }
-
-    /// <summary>Names are plain relative paths inside /work: no traversal, no absolute paths, no odd characters.</summary>
-    private static string? CheckFileName(string? name)
-    {
-        if (string.IsNullOrEmpty(name))
-        {
-            return "is required.";
-        }
-        if (name.Length > MaxFileNameLength)
-        {
-            return $"must be at most {MaxFileNameLength} characters.";
-        }
-        if (name.StartsWith('/'))
-        {
-            return "must be a relative path, not an absolute one.";
-        }
-        var segments = name.Split('/');
-        if (segments.Any(s => s is "" or "." or ".."))
-        {
-            return "must not contain empty, '.' or '..' path segments.";
-        }
-        if (name.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '/')))
-        {
-            return "may contain only letters, digits, '.', '_', '-' and '/'.";
-        }
-        if (segments[0] == "out")
-        {
-            return "must not be under out/, which is reserved for artifacts.";
-        }
-        return null;
     }
 
     private static List<string> ValidateArgs(IReadOnlyList<string?>? submitted, ValidationErrors errors)
@@ -324,6 +307,9 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
         return labels;
     }
 
+    /// <summary>What a file takes of /work's tmpfs, which counts whole pages.</summary>
+    private static long OnDisk(long bytes) => (bytes + PageBytes - 1) / PageBytes * PageBytes;
+
     private static string Shorten(string text) => text.Length <= 32 ? text : text[..32] + "…";
 
     private sealed class ValidationErrors
@@ -331,6 +317,8 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<stri
         private readonly Dictionary<string, List<string>> _errors = new(StringComparer.Ordinal);
 
         public int Count => _errors.Count;
+
+        public bool Has(string field) => _errors.ContainsKey(field);
 
         public void Add(string field, string message)
         {
