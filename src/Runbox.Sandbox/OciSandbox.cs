@@ -212,13 +212,15 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             run.DetachWork,
             firstTurn);
         var verdict = VerdictRules.Decide(result.Stop, result.Stats.OomKills, result.Stats.CpuTime, limitsOfRun.CpuTime, result.ExitCode, result.Signal);
+        var artifacts = run.CollectArtifacts(_options.MaxArtifacts, _options.MaxArtifactBytes);
+        // A failed fork explains many failures that the exit code alone does not.
+        var processLimit = verdict != Verdict.Ok && result.ReachedProcessLimit
+            ? $"the program reached its process limit ({limitsOfRun.Processes}); forks past it failed"
+            : null;
         return new ExecutionResult
         {
             Verdict = verdict,
-            // A failed fork explains many failures that the exit code alone does not.
-            Error = verdict != Verdict.Ok && result.ReachedProcessLimit
-                ? $"the program reached its process limit ({limitsOfRun.Processes}); forks past it failed"
-                : null,
+            Error = processLimit is null || artifacts.Note is null ? processLimit ?? artifacts.Note : $"{processLimit}. {artifacts.Note}",
             ExitCode = result.ExitCode,
             Signal = result.Signal,
             Stdout = Encoding.UTF8.GetString(result.Stdout.Span),
@@ -229,7 +231,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             CpuTime = result.Stats.CpuTime,
             MemoryPeakBytes = result.Stats.MemoryPeakBytes,
             Compile = compile,
-            Artifacts = run.CollectArtifacts(_options.MaxArtifacts, _options.MaxArtifactBytes),
+            Artifacts = artifacts.Files,
         };
     }
 

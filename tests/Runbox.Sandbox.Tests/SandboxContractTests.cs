@@ -506,6 +506,25 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
         Assert.Equal("42 ['a', 'b c']\n", result.Stdout);
     }
 
+    /// <summary>Regression: the API accepted files in folders and the sandbox refused them, which failed the attempt as internal_error.</summary>
+    [Fact]
+    public async Task RunAsync_FilesInFolders_ReachTheProgram()
+    {
+        var spec = new TaskSpec
+        {
+            User = "test",
+            Language = "python",
+            Source = "from pkg import util\nfrom pkg.sub import deep\nprint(util.X, deep.Y)",
+            Files = [new TaskFile("pkg/__init__.py", ""), new TaskFile("pkg/util.py", "X = 1"), new TaskFile("pkg/sub/__init__.py", ""), new TaskFile("pkg/sub/deep.py", "Y = 2")],
+            Limits = SandboxFixture.TestLimits,
+        };
+
+        var result = await Fixture.Sandbox.RunAsync(spec, NullOutputSink.Instance, TestContext.Current.CancellationToken);
+
+        Assert.True(result.Verdict == Verdict.Ok, Describe(result));
+        Assert.Equal("1 2\n", result.Stdout);
+    }
+
     [Fact]
     public async Task RunAsync_FiftyInParallel_AllCorrect()
     {

@@ -22,7 +22,6 @@ namespace Runbox.Sandbox.Execution;
 /// </remarks>
 internal sealed class RunDirectory : IDisposable
 {
-    private const UnixFileMode ReadableFile = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
     private const int MaxInodes = 16_384;
 
     private readonly int _uid;
@@ -44,11 +43,6 @@ internal sealed class RunDirectory : IDisposable
         ? throw new InvalidOperationException("/work was detached from the host: no container can bind it any more")
         : _mountPoint;
 
-    /// <summary>/work/out, as the host reaches it (through the handle once detached).</summary>
-    public string OutPath => System.IO.Path.Combine(_detached ? HandlePath : _mountPoint, "out");
-
-    private string HandlePath => "/proc/self/fd/" + _work!.DangerousGetHandle().ToString(CultureInfo.InvariantCulture);
-
     public static RunDirectory Create(string runsDirectory, string runId, int uid, long diskBytes)
     {
         var run = new RunDirectory(System.IO.Path.Combine(runsDirectory, runId), uid);
@@ -59,8 +53,8 @@ internal sealed class RunDirectory : IDisposable
             Libc.MountTmpfs(run._mountPoint, Libc.MsNosuid | Libc.MsNodev,
                 $"size={size},nr_inodes={MaxInodes},mode=0755,uid={uid},gid={uid}");
             run._work = Libc.OpenFolderPath(run._mountPoint);
-            Directory.CreateDirectory(run.OutPath);
-            Libc.ChangeOwner(run.OutPath, uid, uid);
+            using var work = ConfinedFolder.Borrow(run._work);
+            work.CreateFolders("out", uid);
         }
         catch
         {
@@ -70,77 +64,39 @@ internal sealed class RunDirectory : IDisposable
         return run;
     }
 
-    /// <summary>Writes the source and the extra files into /work, owned by the sandbox user.</summary>
-    /// <exception cref="ArgumentException">A file name that is not a plain name (validation missed it).</exception>
+    /// <summary>
+    /// Writes the source and the extra files into /work (creating their folders), owned by the sandbox user.
+    /// Names were checked by the same rule at submission (<see cref="TaskFileNames"/>); the writes are
+    /// confined to /work all the same.
+    /// </summary>
+    /// <exception cref="ArgumentException">A file name the rule refuses (validation missed it).</exception>
     public void WriteFiles(string sourceFile, string source, IReadOnlyList<TaskFile> files)
     {
-        WriteFile(sourceFile, Encoding.UTF8.GetBytes(source));
+        if (TaskFileNames.Check([sourceFile, .. files.Select(f => f.Name)]) is { } problem)
+        {
+            throw new ArgumentException(problem.Message, nameof(files));
+        }
+        using var work = ConfinedFolder.Borrow(_work!);
+        work.CreateFile(sourceFile, Encoding.UTF8.GetBytes(source), _uid);
         foreach (var file in files)
         {
-            WriteFile(file.Name, file.Decode());
+            work.CreateFile(file.Name, file.Decode(), _uid);
         }
     }
 
     /// <summary>
-    /// Files under /work/out, in name order, bounded in count and total size. Symlinks are never followed:
-    /// they would resolve against the host filesystem, since the service reads as host root. FIFOs cannot
-    /// exist (seccomp refuses mknod) and sockets fail to open, so every read here returns.
+    /// Files under /work/out, in name order, bounded in count and total size, and a note on what was left
+    /// out (see <see cref="ArtifactCollector"/>: the program may have made anything of out).
     /// </summary>
-    public IReadOnlyList<Artifact> CollectArtifacts(int maxCount, long maxTotalBytes)
+    public ArtifactCollection CollectArtifacts(int maxCount, long maxTotalBytes)
     {
-        var files = new List<FileInfo>();
-        var pending = new Stack<DirectoryInfo>();
-        pending.Push(new DirectoryInfo(OutPath));
-        while (pending.Count > 0)
-        {
-            foreach (var entry in pending.Pop().EnumerateFileSystemInfos())
-            {
-                if (entry.LinkTarget is not null)
-                {
-                    continue;
-                }
-                if (entry is DirectoryInfo dir)
-                {
-                    pending.Push(dir);
-                }
-                else
-                {
-                    files.Add((FileInfo)entry);
-                }
-            }
-        }
-        files.Sort((a, b) => StringComparer.Ordinal.Compare(a.FullName, b.FullName));
-
-        var artifacts = new List<Artifact>();
-        long total = 0;
-        foreach (var file in files)
-        {
-            if (artifacts.Count == maxCount)
-            {
-                break;
-            }
-            if (total + file.Length > maxTotalBytes)
-            {
-                continue;
-            }
-            byte[] content;
-            try
-            {
-                content = File.ReadAllBytes(file.FullName);
-            }
-            catch (IOException)
-            {
-                continue;
-            }
-            total += content.Length;
-            artifacts.Add(new Artifact(System.IO.Path.GetRelativePath(OutPath, file.FullName), content));
-        }
-        return artifacts;
+        using var work = ConfinedFolder.Borrow(_work!);
+        return ArtifactCollector.Collect(work, maxCount, maxTotalBytes);
     }
 
     /// <summary>
     /// Takes /work off the host's mount table; call once the last container that needs it is up (it keeps
-    /// its own bind). Files stay reachable through <see cref="OutPath"/> until dispose.
+    /// its own bind). Files stay reachable through the handle until dispose.
     /// </summary>
     public void DetachWork()
     {
@@ -156,36 +112,13 @@ internal sealed class RunDirectory : IDisposable
     }
 
     /// <summary>
-    /// Removes a run folder, also one a crashed process left behind. Another remover may be at it too (a
-    /// run that ends while the cleaner removes its crashed instance's leftovers): what vanishes meanwhile
-    /// is gone either way, so the removal looks again rather than fail.
+    /// Removes a run folder, also one a crashed process left behind, without following a link or entering
+    /// a mount (<see cref="ConfinedFolder.RemoveTree"/>). Another remover may be at it too (a run that ends
+    /// while the cleaner removes its crashed instance's leftovers): what vanishes meanwhile is gone either way.
     /// </summary>
     public static void Remove(string path)
     {
-        const int Attempts = 5;
         Libc.Unmount(System.IO.Path.Combine(path, "work"));
-        for (var attempt = 1; Directory.Exists(path); attempt++)
-        {
-            try
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException && attempt < Attempts)
-            {
-                // Part of it went while we walked it.
-            }
-        }
-    }
-
-    private void WriteFile(string name, byte[] content)
-    {
-        if (name.Length == 0 || name != System.IO.Path.GetFileName(name) || name is "." or ".." or "out")
-        {
-            throw new ArgumentException($"'{name}' is not a plain file name", nameof(name));
-        }
-        var path = System.IO.Path.Combine(WorkPath, name);
-        File.WriteAllBytes(path, content);
-        File.SetUnixFileMode(path, ReadableFile);
-        Libc.ChangeOwner(path, _uid, _uid);
+        ConfinedFolder.RemoveTree(path);
     }
 }
