@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(10, LogLevel.Error, "Cleanup of run {RunId} failed")]
     public static partial void CleanupFailed(ILogger logger, string runId, Exception exception);
 
+    [LoggerMessage(14, LogLevel.Information, "Runs get host uids {FirstUid}-{LastUid}, one each; socket buffers: {SocketMemory}")]
+    public static partial void Isolation(ILogger logger, long firstUid, long lastUid, string socketMemory);
+
     [LoggerMessage(13, LogLevel.Warning, "{Runtime} binary could not be mounted read-only ({Error}); it copies itself on every call instead, which costs CPU per container")]
     public static partial void RuntimeBinaryNotMounted(ILogger logger, string runtime, string error);
 }

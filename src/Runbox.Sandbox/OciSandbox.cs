@@ -92,13 +92,18 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
         // The first container's launch turn comes before /work is mounted (see RunDirectory).
         using var turn = await started.Runner.WaitForLaunchTurnAsync();
-        var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, spec.Limits.DiskBytes);
+        var run = RunDirectory.Create(started.RunsDirectory, runId, started.Uids, spec.Limits.DiskBytes);
         try
         {
             run.WriteFiles(language.Info.SourceFile, spec.Source, spec.Files);
             var result = await CompileAndRunAsync(started.Runner, run, runId, language, spec, output, turn, cancellationToken);
             Log.RunFinished(_logger, runId, spec.Language, result.Verdict.ToWire(), (long)result.WallTime.TotalMilliseconds);
             return result;
+        }
+        catch
+        {
+            run.MarkFailed();
+            throw;
         }
         finally
         {
@@ -122,7 +127,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         var started = await _startup.Value;
         var runId = ContainerPrefix + RandomNumberGenerator.GetHexString(12, lowercase: true);
         using var turn = await started.Runner.WaitForLaunchTurnAsync();
-        using var run = RunDirectory.Create(started.RunsDirectory, runId, _options.SandboxUid, limits.DiskBytes);
+        using var run = RunDirectory.Create(started.RunsDirectory, runId, started.Uids, limits.DiskBytes);
         var outcome = await started.Runner.RunAsync(
             Container(run, runId + "-r", "run", command, limits.MemoryBytes, limits.Processes, limits.DiskBytes, limits.CpuTime),
             ReadOnlyMemory<byte>.Empty,
@@ -151,6 +156,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             UnmountRuntimeBinaries();
             started.PidFiles.Dispose();
             started.Live.UnmountIfIdle();
+            started.Uids.Dispose();
             await started.Lock.DisposeAsync();
         }
     }
@@ -237,6 +243,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     private static ContainerSpec Container(RunDirectory run, string containerId, string bundle, IReadOnlyList<string> command, long memoryBytes, int processes, long diskBytes, TimeSpan cpuTime) => new()
     {
+        Uid = run.Uid,
         CpuTime = cpuTime,
         ContainerId = containerId,
         BundleDirectory = Path.Combine(run.Path, bundle),
@@ -261,6 +268,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             throw new SandboxException($"the sandbox state folder {_stateDirectory} is in use by another process", e);
         }
         PidFileWatcher? pidFiles = null;
+        SandboxUids? uids = null;
         try
         {
             var cgroups = Cgroupfs.Detect();
@@ -271,15 +279,21 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                 .CleanAsync(candidates.Select(c => new OciRuntime(c.Name, c.Path, live.RuntimeRoot, _logger)), live.RunsDirectory);
             Directory.CreateDirectory(live.RunsDirectory);
 
-            var rootfs = SandboxRootfs.Prepare(_stateDirectory, _options.SandboxUid);
+            uids = SandboxUids.Claim(_options.UidRangeStart, _options.UidRangeLength);
+            // Versions before kept the rootfs on the host's disk, in the state folder (see SandboxRootfs).
+            SandboxRootfs.DeleteTree(Path.Combine(_stateDirectory, "rootfs"));
+            var rootfs = SandboxRootfs.Prepare(live.Path, uids.All);
             pidFiles = new PidFileWatcher();
-            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, pidFiles, live);
+            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, pidFiles, live, uids);
             var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
             Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
-            return new Started(runner, pidFiles, catalog, live, stateLock);
+            Log.Isolation(_logger, uids.First, uids.First + SandboxUids.BlockSize - 1,
+                cgroups.LimitsSocketMemoryApart ? $"at most {_options.SocketMemoryBytes} bytes beside the memory limit (cgroup v1)" : "within the memory limit");
+            return new Started(runner, pidFiles, catalog, live, stateLock, uids);
         }
         catch
         {
+            uids?.Dispose();
             pidFiles?.Dispose();
             UnmountRuntimeBinaries();
             LiveFolder.Of(_stateDirectory).UnmountIfIdle();
@@ -296,7 +310,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// none (CgroupPlacement), then managing the cgroups itself.
     /// </summary>
     private async Task<ContainerRunner> SelectRuntimeAsync(
-        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, LiveFolder live)
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, LiveFolder live, SandboxUids uids)
     {
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
@@ -308,7 +322,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             {
                 try
                 {
-                    var runner = await ProveAsync(way, rootfs, cgroups, pidFiles, wayPlacement, live.RunsDirectory);
+                    var runner = await ProveAsync(way, rootfs, cgroups, pidFiles, wayPlacement, live.RunsDirectory, uids);
                     var why = _options.Runtime != SandboxOptions.AutoRuntime ? "as configured; a test container ran with seccomp active"
                         : reasons.Count == 0 ? "preferred, and a test container ran with seccomp active"
                         : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
@@ -334,14 +348,14 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// <exception cref="SandboxException">A test container failed.</exception>
     /// <exception cref="IOException">cgroupfs or the run folder refused a step.</exception>
     private async Task<ContainerRunner> ProveAsync(
-        OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
+        OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory, SandboxUids uids)
     {
-        var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory);
+        var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory, uids);
         var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _cgroupNames, pidFiles, _time, _options, placement);
         if (compiled is not null)
         {
             // Prove that this crun honours the annotation before relying on it.
-            await ProbeAsync(runner, runsDirectory);
+            await ProbeAsync(runner, runsDirectory, uids);
             Log.SeccompPrecompiled(_logger, compiled.Length);
         }
         else if (runtime.TakesPrecompiledSeccomp)
@@ -379,11 +393,11 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>
     private async Task<byte[]?> ProbeAsync(
-        OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory)
+        OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory, SandboxUids uids)
     {
         byte[]? compiled = null;
         var runner = new ContainerRunner(runtime, builder, cgroups, _cgroupNames, pidFiles, _time, _options, placement);
-        await ProbeAsync(runner, runsDirectory, containerId =>
+        await ProbeAsync(runner, runsDirectory, uids, containerId =>
         {
             if (runtime.TakesPrecompiledSeccomp)
             {
@@ -396,10 +410,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         return compiled;
     }
 
-    private async Task ProbeAsync(ContainerRunner runner, string runsDirectory, Action<string>? onStarted = null)
+    private async Task ProbeAsync(ContainerRunner runner, string runsDirectory, SandboxUids uids, Action<string>? onStarted = null)
     {
         var probeId = ContainerPrefix + "probe-" + RandomNumberGenerator.GetHexString(8, lowercase: true);
-        using var run = RunDirectory.Create(runsDirectory, probeId, _options.SandboxUid, 1 << 20);
+        using var run = RunDirectory.Create(runsDirectory, probeId, uids, 1 << 20);
         var outcome = await runner.RunAsync(
             // Checks that seccomp filters it, then lives until its (empty) stdin closes.
             Container(run, probeId, "probe", ["/bin/sh", "-c", "grep -qE '^Seccomp:[[:space:]]+2$' /proc/self/status && cat >/dev/null"], 64L << 20, 8, 1 << 20, TimeSpan.FromSeconds(5)),
@@ -446,7 +460,7 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     private sealed record Started(
-        ContainerRunner Runner, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock)
+        ContainerRunner Runner, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock, SandboxUids Uids)
     {
         public string RunsDirectory => Live.RunsDirectory;
     }

@@ -9,10 +9,12 @@ public sealed class SandboxOptions : IValidatableObject
     public const string AutoRuntime = "auto";
     public const string DefaultStateDirectory = "/var/lib/runbox/sandbox";
     public const int DefaultGracePeriodMs = 500;
-    public const int DefaultSandboxUid = 1000;
+    public const long DefaultUidRangeStart = 0x70000000;
+    public const long DefaultUidRangeLength = 0x10000000;
     public const int DefaultMaxArtifacts = 16;
     public const long DefaultMaxArtifactBytes = 8L << 20;
-    public const int DefaultOpenFiles = 256;
+    public const int DefaultOpenFiles = 64;
+    public const long DefaultSocketMemoryBytes = 16L << 20;
 
     /// <summary>
     /// <c>auto</c> (crun when it works on this host, else runc), <c>crun</c>, <c>runc</c>, or an absolute
@@ -32,17 +34,32 @@ public sealed class SandboxOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan GracePeriod { get; set; } = TimeSpan.FromMilliseconds(DefaultGracePeriodMs);
 
-    /// <summary>Host uid (and gid) the program runs as. Not 0 and not 65534 (the overflow id).</summary>
-    [Range(1, 65533)]
-    public int SandboxUid { get; set; } = DefaultSandboxUid;
+    /// <summary>
+    /// First host uid runs may have. Each run has a uid (and gid) of its own from
+    /// [UidRangeStart, UidRangeStart + UidRangeLength); no account of the host may have one (checked at start),
+    /// and each sandbox on the host takes a block of 8,192 of them.
+    /// </summary>
+    [Range(65536L, 0x7FFFFFFFL)]
+    public long UidRangeStart { get; set; } = DefaultUidRangeStart;
+
+    /// <summary>How many uids the range has, from <see cref="UidRangeStart"/>.</summary>
+    [Range(8192L, 0x7FFFFFFFL)]
+    public long UidRangeLength { get; set; } = DefaultUidRangeLength;
 
     /// <summary>CPUs a run may use at once (cgroup CPU quota).</summary>
     [Range(0.1, 64.0)]
     public double Cpus { get; set; } = 1.0;
 
-    /// <summary>RLIMIT_NOFILE inside the container.</summary>
+    /// <summary>RLIMIT_NOFILE inside the container: it also bounds the sockets (and their buffers) a run holds.</summary>
     [Range(16, 65536)]
     public int OpenFiles { get; set; } = DefaultOpenFiles;
+
+    /// <summary>
+    /// On cgroup v1, what a run's socket buffers may take beside its memory limit (the kernel counts them
+    /// apart there). On cgroup v2 they count against the memory limit itself and this is not used.
+    /// </summary>
+    [Range(1L << 20, 1L << 30)]
+    public long SocketMemoryBytes { get; set; } = DefaultSocketMemoryBytes;
 
     /// <summary>Files under /work/out returned as artifacts; further files are ignored.</summary>
     [Range(0, 1024)]
@@ -61,6 +78,10 @@ public sealed class SandboxOptions : IValidatableObject
         if (Runtime is not (AutoRuntime or "crun" or "runc") && !Path.IsPathFullyQualified(Runtime))
         {
             yield return new ValidationResult("Runtime must be auto, crun, runc or an absolute path", [nameof(Runtime)]);
+        }
+        if (UidRangeStart + UidRangeLength > 0x80000000L)
+        {
+            yield return new ValidationResult("UidRangeStart + UidRangeLength must not pass 2^31: some tools misread higher uids", [nameof(UidRangeStart), nameof(UidRangeLength)]);
         }
         var compileErrors = new List<ValidationResult>();
         Validator.TryValidateObject(Compile, new ValidationContext(Compile), compileErrors, validateAllProperties: true);

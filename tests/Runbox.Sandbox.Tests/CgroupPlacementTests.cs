@@ -8,7 +8,7 @@ namespace Runbox.Sandbox.Tests;
 /// <summary>On this host's real cgroup v1 hierarchies (the tests run as root).</summary>
 public sealed class CgroupPlacementTests
 {
-    private static readonly CgroupLimits Limits = new(MemoryBytes: 256L << 20, Processes: 64, Cpus: 1, DeviceAllowlist: true);
+    private static readonly CgroupLimits Limits = new(MemoryBytes: 256L << 20, Processes: 64, Cpus: 1, SocketMemoryBytes: 16L << 20, DeviceAllowlist: true);
 
     /// <summary>
     /// Regression: a thread created while the launching thread sat in a run cgroup (the runtime makes its

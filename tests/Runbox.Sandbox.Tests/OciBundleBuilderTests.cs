@@ -44,7 +44,8 @@ public sealed class OciBundleBuilderTests : IDisposable
         // The static build where the tini package has it (Debian's does).
         Assert.Equal(File.Exists("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini", args[0]);
         Assert.Equal(["--", "/usr/bin/python3", "main.py"], args.Skip(1));
-        Assert.Equal(1000, process.GetProperty("user").GetProperty("uid").GetInt32());
+        Assert.Equal(1879048193, process.GetProperty("user").GetProperty("uid").GetInt32());
+        Assert.Equal(1879048193, process.GetProperty("user").GetProperty("gid").GetInt32());
         Assert.True(process.GetProperty("noNewPrivileges").GetBoolean());
         Assert.Empty(process.GetProperty("capabilities").GetProperty("bounding").EnumerateArray());
         Assert.True(config.GetProperty("root").GetProperty("readonly").GetBoolean());
@@ -54,7 +55,9 @@ public sealed class OciBundleBuilderTests : IDisposable
         Assert.Equal(["devices"], config.GetProperty("linux").GetProperty("resources").EnumerateObject().Select(p => p.Name));
         Assert.Contains(config.GetProperty("linux").GetProperty("namespaces").EnumerateArray(), ns => ns.GetProperty("type").GetString() == "network");
         var usr = config.GetProperty("mounts").EnumerateArray().Single(m => m.GetProperty("destination").GetString() == "/usr");
-        Assert.Equal(["rbind", "ro", "nosuid", "nodev"], usr.GetProperty("options").EnumerateArray().Select(o => o.GetString()));
+        // Recursive: a host mount below /usr is read-only, nosuid and nodev too (finding 10 of the security review).
+        Assert.Equal(["rbind", "rro", "rnosuid", "rnodev"], usr.GetProperty("options").EnumerateArray().Select(o => o.GetString()));
+        Assert.DoesNotContain(config.GetProperty("mounts").EnumerateArray(), m => m.GetProperty("destination").GetString() == "/sys");
         // The kernel's backstop if the service dies mid-run: 1.5 s rounds up to 2, plus 2 s of slack.
         var cpu = config.GetProperty("process").GetProperty("rlimits").EnumerateArray().Single(r => r.GetProperty("type").GetString() == "RLIMIT_CPU");
         Assert.Equal(4, cpu.GetProperty("soft").GetInt64());
@@ -63,7 +66,7 @@ public sealed class OciBundleBuilderTests : IDisposable
 
     private JsonElement Write(byte[]? seccompBpf)
     {
-        var rootfs = SandboxRootfs.Prepare(_state, 1000);
+        var rootfs = SandboxRootfs.Prepare(_state, [1879048192, 1879048193]);
         var builder = new OciBundleBuilder(rootfs, new SandboxOptions(), seccompBpf);
         var path = builder.Write(new ContainerSpec
         {
@@ -71,6 +74,7 @@ public sealed class OciBundleBuilderTests : IDisposable
             BundleDirectory = Path.Combine(_state, "bundle"),
             WorkDirectory = Path.Combine(_state, "work"),
             Command = ["/usr/bin/python3", "main.py"],
+            Uid = 1879048193,
             MemoryBytes = 64L << 20,
             Processes = 33,
             DiskBytes = 8L << 20,

@@ -455,7 +455,40 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
 
         var result = await Fixture.RunAsync("bash", source);
 
-        Assert.Equal("su is setuid\nNoNewPrivs:1\nusr nosuid\nsu failed\n1000\n", result.Stdout);
+        var lines = result.Stdout.Split('\n');
+        Assert.Equal(["su is setuid", "NoNewPrivs:1", "usr nosuid", "su failed"], lines[..4]);
+        // A uid of the run's own, from the range no host account has (SandboxUids).
+        Assert.InRange(long.Parse(lines[4], System.Globalization.CultureInfo.InvariantCulture), SandboxOptions.DefaultUidRangeStart, SandboxOptions.DefaultUidRangeStart + SandboxOptions.DefaultUidRangeLength - 1);
+    }
+
+    /// <summary>
+    /// Regression (finding 10 of the security review): host binds were read-only but not recursively, so a
+    /// host mount below /usr (a /usr/local on a disk of its own) was writable, suid and dev inside.
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_HostMountBelowUsr_IsReadOnlyInside()
+    {
+        var below = Directory.CreateDirectory($"/usr/local/share/runbox-test-{Fixture.Runtime}").FullName;
+        Mount("-t", "tmpfs", "tmpfs", below);
+        try
+        {
+            var result = await Fixture.RunAsync("bash", $"touch {below}/x 2>/dev/null && echo wrote || echo refused; awk '$5 == \"{below}\" {{ print $6 }}' /proc/self/mountinfo");
+
+            Assert.Equal("refused", result.Stdout.Split('\n')[0]);
+            Assert.Equal(["ro", "nosuid", "nodev"], result.Stdout.Split('\n')[1].Split(',').Where(o => o is "ro" or "nosuid" or "nodev"));
+        }
+        finally
+        {
+            Mount("-l", below);
+            Directory.Delete(below);
+        }
+    }
+
+    private static void Mount(params string[] args)
+    {
+        using var process = Process.Start(args[0] == "-l" ? "umount" : "mount", args)!;
+        process.WaitForExit();
+        Assert.Equal(0, process.ExitCode);
     }
 
     /// <summary>

@@ -18,7 +18,8 @@ public class SandboxOptionsTests
 
     [Theory]
     [InlineData("Runbox:Sandbox:Runtime", "docker")]
-    [InlineData("Runbox:Sandbox:SandboxUid", "0")]
+    [InlineData("Runbox:Sandbox:UidRangeStart", "1000")]
+    [InlineData("Runbox:Sandbox:UidRangeStart", "2147400000")]
     [InlineData("Runbox:Sandbox:GracePeriod", "00:05:00")]
     [InlineData("Runbox:Sandbox:Compile:Processes", "1")]
     public void AddRunboxSandbox_InvalidSetting_FailsValidation(string key, string value)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Reflection;
 using System.Text.Json;
 
 namespace Runbox.Sandbox.Bundle;
@@ -11,6 +10,10 @@ internal sealed record ContainerSpec
     public required string BundleDirectory { get; init; }
     public required string WorkDirectory { get; init; }
     public required IReadOnlyList<string> Command { get; init; }
+
+    /// <summary>The run's own host uid (and gid), from <see cref="Execution.SandboxUids"/>.</summary>
+    public required int Uid { get; init; }
+
     public required long MemoryBytes { get; init; }
 
     /// <summary>The program's processes; the runner adds its own (tini, perhaps the runtime) to the limit.</summary>
@@ -38,15 +41,33 @@ internal sealed class OciBundleBuilder
 
     private const long ShmBytes = 16L << 20;
 
+    /// <summary>Files and folders each writable tmpfs may hold (/work has the same, RunDirectory).</summary>
+    public const int MaxInodes = 16_384;
+
+    private const int ShmInodes = 1_024;
+
+    // The rlimits a run has besides the ones its limits give: nothing is inherited from the service.
+    private const long MemlockBytes = 64 << 10;
+    private const long MessageQueueBytes = 256 << 10;
+    private const long PendingSignals = 1_024;
+    private const long StackBytes = 8L << 20;
+
+    /// <summary>
+    /// What current runtimes mask (runc's and Docker's list): host-wide counters, kernel addresses and
+    /// timers, hardware. /sys is not mounted at all (no listed language needs it: glibc and the JVM count
+    /// CPUs from /proc and sched_getaffinity, and the JVM is told its limits).
+    /// </summary>
     private static readonly string[] MaskedPaths =
     [
-        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/fs/cgroup",
+        "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
     ];
 
     private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-    private static readonly string[] Environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp"];
+    /// <summary>The whole environment of a run. USER and LOGNAME name the uid, which has a passwd entry of its own (SandboxRootfs).</summary>
+    private static readonly string[] Environment =
+        ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp", "USER=sandbox", "LOGNAME=sandbox"];
 
     /// <summary>
     /// Debian's tini package has a static build next to the dynamic one: it starts without the dynamic
@@ -55,7 +76,6 @@ internal sealed class OciBundleBuilder
     private static readonly string Init = File.Exists("/usr/bin/tini-static") ? "/usr/bin/tini-static" : "/usr/bin/tini";
 
     private readonly SandboxRootfs _rootfs;
-    private readonly int _uid;
     private readonly int _openFiles;
     private readonly string? _seccompBpfBase64;
 
@@ -66,20 +86,19 @@ internal sealed class OciBundleBuilder
     public OciBundleBuilder(SandboxRootfs rootfs, SandboxOptions options, byte[]? seccompBpf)
     {
         _rootfs = rootfs;
-        _uid = options.SandboxUid;
         _openFiles = options.OpenFiles;
         _seccompBpfBase64 = seccompBpf is null ? null : Convert.ToBase64String(seccompBpf);
     }
 
     /// <summary>
-    /// The seccomp allowlist (Bundle/seccomp.json, OCI format). About 265 ordinary syscalls are allowed.
-    /// Namespace, mount, ptrace, process_vm, keyctl, bpf, perf, io_uring, kexec, module, reboot, swap, mknod
-    /// (no FIFOs in /work/out) and clock-setting calls fail with EPERM; clone only passes without CLONE_NEW* flags, and clone3 (whose
-    /// flags a filter cannot see) fails with ENOSYS so glibc falls back to clone. Anything else fails with
-    /// ENOSYS rather than EPERM, because libc treats ENOSYS as "use the older call". Only x86-64 calls are
-    /// allowed; 32-bit entry points kill the process.
+    /// The seccomp allowlist (Bundle/seccomp.json, OCI format, and the socket rules of <see cref="SeccompProfile"/>).
+    /// About 260 ordinary syscalls are allowed. Namespace, mount, ptrace, process_vm, keyctl, bpf, perf, io_uring,
+    /// kexec, module, reboot, swap, mknod (no FIFOs in /work/out) and clock-setting calls fail with EPERM; clone only
+    /// passes without CLONE_NEW* flags, and clone3 (whose flags a filter cannot see) fails with ENOSYS so glibc falls
+    /// back to clone. Anything else fails with ENOSYS rather than EPERM, because libc treats ENOSYS as "use the older
+    /// call". Only x86-64 calls are allowed; 32-bit entry points kill the process.
     /// </summary>
-    public static byte[] SeccompProfileJson { get; } = LoadSeccompProfile();
+    public static byte[] SeccompProfileJson => SeccompProfile.Json;
 
     /// <summary>
     /// Writes the bundle's config.json. <paramref name="cgroupPath"/> is the run's cgroup, e.g.
@@ -117,8 +136,8 @@ internal sealed class OciBundleBuilder
         json.WriteStartObject("process");
         json.WriteBoolean("terminal", false);
         json.WriteStartObject("user");
-        json.WriteNumber("uid", _uid);
-        json.WriteNumber("gid", _uid);
+        json.WriteNumber("uid", spec.Uid);
+        json.WriteNumber("gid", spec.Uid);
         json.WriteEndObject();
         json.WriteStartArray("args");
         // tini as PID 1 forwards SIGTERM (the kernel drops unhandled signals to a namespace's init) and
@@ -140,6 +159,8 @@ internal sealed class OciBundleBuilder
         }
         json.WriteEndObject();
         json.WriteStartArray("rlimits");
+        // Few descriptors per process (judged programs need a handful; the JVM and Node about twenty): they
+        // bound the sockets, and so the socket buffers, a run can hold.
         WriteRlimit(json, "RLIMIT_NOFILE", _openFiles);
         WriteRlimit(json, "RLIMIT_CORE", 0);
         WriteRlimit(json, "RLIMIT_FSIZE", spec.DiskBytes);
@@ -147,6 +168,17 @@ internal sealed class OciBundleBuilder
         // kernel still ends each CPU burner a couple of seconds past the limit instead of never.
         var cpuSeconds = (long)Math.Ceiling(spec.CpuTime.TotalSeconds) + 2;
         WriteRlimit(json, "RLIMIT_CPU", cpuSeconds, cpuSeconds + 1);
+        // Per-uid counts (the uid is the run's own): a second fence behind the pids cgroup. Every process
+        // and thread of the uid counts, tini among them; the runtime runs as root and does not.
+        WriteRlimit(json, "RLIMIT_NPROC", spec.Processes + 1);
+        WriteRlimit(json, "RLIMIT_MEMLOCK", MemlockBytes);
+        WriteRlimit(json, "RLIMIT_MSGQUEUE", MessageQueueBytes);
+        WriteRlimit(json, "RLIMIT_SIGPENDING", PendingSignals);
+        // The usual 8 MiB stack; a program may raise it up to its memory limit (deep recursion).
+        WriteRlimit(json, "RLIMIT_STACK", StackBytes, Math.Max(StackBytes, spec.MemoryBytes));
+        WriteRlimit(json, "RLIMIT_NICE", 0);
+        WriteRlimit(json, "RLIMIT_RTPRIO", 0);
+        WriteRlimit(json, "RLIMIT_RTTIME", 0);
         json.WriteEndArray();
         json.WriteBoolean("noNewPrivileges", true);
         // The program (and tini) are the OOM killer's first choice, in the run's memory cgroup and on the
@@ -164,17 +196,18 @@ internal sealed class OciBundleBuilder
         WriteMount(json, "/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]);
         WriteMount(json, "/dev", "tmpfs", "tmpfs", ["nosuid", "noexec", "strictatime", "mode=755", "size=64k"]);
         WriteMount(json, "/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
-        WriteMount(json, "/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", SizeOption(Math.Min(ShmBytes, spec.DiskBytes))]);
+        WriteMount(json, "/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", SizeOption(Math.Min(ShmBytes, spec.DiskBytes)), InodesOption(ShmInodes)]);
         WriteMount(json, "/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]);
         foreach (var host in _rootfs.HostBinds)
         {
-            WriteMount(json, host, "bind", host, ["rbind", "ro", "nosuid", "nodev"]);
+            // Recursive read-only, nosuid and nodev: a host mount below /usr (a /usr/local of its own) gets
+            // them too. A file has nothing below it, and crun refuses recursive options on one.
+            WriteMount(json, host, "bind", host, Directory.Exists(host) ? ["rbind", "rro", "rnosuid", "rnodev"] : ["rbind", "ro", "nosuid", "nodev"]);
         }
-        WriteMount(json, "/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777", SizeOption(spec.DiskBytes)]);
+        WriteMount(json, "/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777", SizeOption(spec.DiskBytes), InodesOption(MaxInodes)]);
         // /work is a size-limited tmpfs the service mounted on the host (see RunDirectory): bound, not
         // created here, so the compile and the run container share it and the service can fill it first.
         WriteMount(json, "/work", "bind", spec.WorkDirectory, ["rbind", "rw", "nosuid", "nodev"]);
-        WriteMount(json, "/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]);
         json.WriteEndArray();
     }
 
@@ -241,14 +274,5 @@ internal sealed class OciBundleBuilder
 
     private static string SizeOption(long bytes) => "size=" + bytes.ToString(CultureInfo.InvariantCulture);
 
-    private static byte[] LoadSeccompProfile()
-    {
-        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Runbox.Sandbox.seccomp.json")
-            ?? throw new InvalidOperationException("seccomp.json resource missing");
-        using var copy = new MemoryStream();
-        stream.CopyTo(copy);
-        // Minified once, so runc's per-run config stays small.
-        using var document = JsonDocument.Parse(copy.ToArray());
-        return JsonSerializer.SerializeToUtf8Bytes(document.RootElement);
-    }
+    private static string InodesOption(int inodes) => "nr_inodes=" + inodes.ToString(CultureInfo.InvariantCulture);
 }

@@ -1,11 +1,16 @@
+using System.Globalization;
 using System.Text;
+using Runbox.Sandbox.Native;
 
 namespace Runbox.Sandbox.Bundle;
 
 /// <summary>
 /// The shared read-only root filesystem of every container: an almost empty directory whose
 /// mountpoints receive read-only binds of the host's /usr and the few /etc entries languages need.
-/// Prepared once per service start, never copied per run.
+/// Prepared once per service start, never copied per run. It lives on the sandbox's live tmpfs (mode
+/// 0700, see LiveFolder), not on the host's disk: a program reading its /proc/self/mountinfo sees
+/// <c>/rootfs</c> of a tmpfs as the source of its root, not a host path that would lead to the data folder,
+/// and no local user of the host can reach its world-writable /tmp.
 /// </summary>
 internal sealed class SandboxRootfs
 {
@@ -27,7 +32,8 @@ internal sealed class SandboxRootfs
     /// <summary>Absolute host paths to bind read-only at the same place in the container.</summary>
     public IReadOnlyList<string> HostBinds { get; }
 
-    public static SandboxRootfs Prepare(string stateDirectory, int sandboxUid)
+    /// <summary>Prepares <c>rootfs/</c> in <paramref name="folder"/>, with a passwd entry for every uid of <paramref name="uids"/>.</summary>
+    public static SandboxRootfs Prepare(string folder, IEnumerable<int> uids)
     {
         var binds = HostBindCandidates.Where(Exists).ToList();
         binds.AddRange(Directory.Exists("/etc") ? Directory.EnumerateDirectories("/etc", "java-*").Order(StringComparer.Ordinal) : []);
@@ -46,11 +52,11 @@ internal sealed class SandboxRootfs
             }
         }
 
-        var final = System.IO.Path.Combine(stateDirectory, "rootfs");
+        var final = System.IO.Path.Combine(folder, "rootfs");
         var staging = final + ".new";
         DeleteTree(staging);
         Directory.CreateDirectory(staging);
-        foreach (var dir in (string[])["proc", "dev", "sys", "work", "tmp", "etc"])
+        foreach (var dir in (string[])["proc", "dev", "work", "tmp", "etc"])
         {
             Directory.CreateDirectory(System.IO.Path.Combine(staging, dir));
         }
@@ -73,28 +79,32 @@ internal sealed class SandboxRootfs
         {
             File.CreateSymbolicLink(System.IO.Path.Combine(staging, name), target);
         }
-        WriteEtc(staging, sandboxUid);
+        WriteEtc(staging, uids);
 
         DeleteTree(final);
         Directory.Move(staging, final);
         return new SandboxRootfs(final, binds);
     }
 
-    private static void WriteEtc(string root, int uid)
+    /// <summary>
+    /// Every uid a run may have is "sandbox", in the order they are handed out (lowest first), so a lookup
+    /// of a run's own uid reads a few lines.
+    /// </summary>
+    private static void WriteEtc(string root, IEnumerable<int> uids)
     {
         var etc = System.IO.Path.Combine(root, "etc");
-        File.WriteAllText(System.IO.Path.Combine(etc, "passwd"), $"""
-            root:x:0:0:root:/root:/usr/sbin/nologin
-            sandbox:x:{uid}:{uid}:sandbox:/work:/usr/sbin/nologin
-            nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-
-            """, Encoding.ASCII);
-        File.WriteAllText(System.IO.Path.Combine(etc, "group"), $"""
-            root:x:0:
-            sandbox:x:{uid}:
-            nogroup:x:65534:
-
-            """, Encoding.ASCII);
+        var passwd = new StringBuilder("root:x:0:0:root:/root:/usr/sbin/nologin\n");
+        var group = new StringBuilder("root:x:0:\n");
+        foreach (var uid in uids)
+        {
+            var id = uid.ToString(CultureInfo.InvariantCulture);
+            passwd.Append("sandbox:x:").Append(id).Append(':').Append(id).Append(":sandbox:/work:/usr/sbin/nologin\n");
+            group.Append("sandbox:x:").Append(id).Append(":\n");
+        }
+        passwd.Append("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+        group.Append("nogroup:x:65534:\n");
+        File.WriteAllText(System.IO.Path.Combine(etc, "passwd"), passwd.ToString(), Encoding.ASCII);
+        File.WriteAllText(System.IO.Path.Combine(etc, "group"), group.ToString(), Encoding.ASCII);
         File.WriteAllText(System.IO.Path.Combine(etc, "hosts"), "127.0.0.1 localhost\n::1 localhost\n", Encoding.ASCII);
         File.WriteAllText(System.IO.Path.Combine(etc, "hostname"), "sandbox\n", Encoding.ASCII);
         File.WriteAllText(System.IO.Path.Combine(etc, "nsswitch.conf"), "passwd: files\ngroup: files\nhosts: files dns\n", Encoding.ASCII);
@@ -102,12 +112,6 @@ internal sealed class SandboxRootfs
 
     private static bool Exists(string path) => Directory.Exists(path) || File.Exists(path);
 
-    /// <summary>Deletes a rootfs tree without following its symlinks (they point at host paths).</summary>
-    private static void DeleteTree(string path)
-    {
-        if (Directory.Exists(path))
-        {
-            Directory.Delete(path, recursive: true);
-        }
-    }
+    /// <summary>Deletes a rootfs tree without following its symlinks (they point at host paths) or entering a mount.</summary>
+    public static void DeleteTree(string path) => ConfinedFolder.RemoveTree(path);
 }

@@ -15,9 +15,12 @@ internal sealed record CgroupStats(long MemoryPeakBytes, long OomKills, TimeSpan
 /// <summary>
 /// The limits the service sets on a run's cgroup. With <paramref name="DeviceAllowlist"/> it also restricts
 /// devices as a runtime would for its container's own cgroup: for a runtime that creates none
-/// (<see cref="CgroupPlacement"/>).
+/// (<see cref="CgroupPlacement"/>). <paramref name="SocketMemoryBytes"/> is what socket buffers may take
+/// beside <paramref name="MemoryBytes"/> where the kernel counts them apart (cgroup v1);
+/// <paramref name="ContainerCgroup"/>, the child a runtime will make for the container, is then prepared
+/// with that limit as well.
 /// </summary>
-internal sealed record CgroupLimits(long MemoryBytes, int Processes, double Cpus, bool DeviceAllowlist = false);
+internal sealed record CgroupLimits(long MemoryBytes, int Processes, double Cpus, long SocketMemoryBytes, bool DeviceAllowlist = false, string? ContainerCgroup = null);
 
 /// <summary>
 /// The host's cgroupfs. Each run gets a cgroup of its own that the service creates, limits and reads
@@ -36,6 +39,12 @@ internal abstract class Cgroupfs(string root)
     protected string Root { get; } = root;
 
     public abstract string Version { get; }
+
+    /// <summary>
+    /// Whether socket buffers are limited apart from the memory limit (v1, <c>memory.kmem.tcp.limit_in_bytes</c>)
+    /// rather than inside it (v2): a runtime that makes the container's own cgroup must be told the limit too.
+    /// </summary>
+    public abstract bool LimitsSocketMemoryApart { get; }
 
     public static Cgroupfs Detect(string root = DefaultRoot) =>
         File.Exists(Path.Combine(root, "cgroup.controllers")) ? new CgroupfsV2(root) : new CgroupfsV1(root);
@@ -95,6 +104,34 @@ internal abstract class Cgroupfs(string root)
             RemoveTree(directory, removed);
         }
         return removed;
+    }
+
+    /// <summary>
+    /// Sends SIGKILL to every process in the cgroup at <paramref name="path"/> and below it, in every
+    /// hierarchy: what is left of a run whose runtime is gone.
+    /// </summary>
+    public void KillAll(string path)
+    {
+        foreach (var directory in Directories(path).Where(Directory.Exists))
+        {
+            KillTree(directory);
+        }
+    }
+
+    private static void KillTree(string directory)
+    {
+        try
+        {
+            foreach (var child in Directory.GetDirectories(directory))
+            {
+                KillTree(child);
+            }
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return;
+        }
+        KillMembers(directory);
     }
 
     /// <summary>Makes the directories and writes the limits; returns the OOM event source if the version needs one.</summary>
@@ -202,8 +239,12 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     // not on every run's removal.
     private string[]? _hierarchies;
     private bool? _swapAccounting;
+    private bool? _tcpAccounting;
 
     public override string Version => "v1";
+
+    // Where the kernel has it (CONFIG_MEMCG_KMEM): it is in the root memory cgroup as in every other.
+    public override bool LimitsSocketMemoryApart => _tcpAccounting ??= File.Exists(Path.Combine(Root, "memory", "memory.kmem.tcp.limit_in_bytes"));
 
     public override CgroupStats Read(string path, long oomEvents) => new(
         MemoryPeakBytes: ReadNumber(Path.Combine(Dir("memory", path), "memory.max_usage_in_bytes")),
@@ -240,6 +281,23 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
         {
             Libc.WriteFile(memsw, Text(limits.MemoryBytes));
         }
+        // v1 charges socket buffers (TCP, and UDP's receive queues) to a memory cgroup only once this is
+        // written, and then to a counter of their own beside memory.limit_in_bytes: without it a run queued
+        // gigabytes of TCP buffers on its own loopback that no limit saw. Sockets made before the write are
+        // not charged; nothing of the run exists yet.
+        if (LimitsSocketMemoryApart)
+        {
+            Libc.WriteFile(Path.Combine(memory, "memory.kmem.tcp.limit_in_bytes"), Text(limits.SocketMemoryBytes));
+            if (limits.ContainerCgroup is { } child)
+            {
+                // The kernel looks for the limit in the socket's own cgroup: the container's, where a runtime
+                // that manages cgroups puts the program. runc ignores a kernelTCP in config.json, so the
+                // service makes that cgroup first; a runtime takes a cgroup that exists as it is.
+                var container = Path.Combine(memory, child);
+                Directory.CreateDirectory(container);
+                Libc.WriteFile(Path.Combine(container, "memory.kmem.tcp.limit_in_bytes"), Text(limits.SocketMemoryBytes));
+            }
+        }
         Libc.WriteFile(Path.Combine(Dir("pids", path), "pids.max"), Text(limits.Processes));
         // A new cgroup's CFS period is the kernel's 100 ms, which the quota is reckoned in. Each write of
         // either walks every cgroup of the cpu hierarchy (the kernel checks the quotas still fit), so the
@@ -267,6 +325,9 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
     private string? _enabledParent;
 
     public override string Version => "v2";
+
+    // memory.max covers socket buffers (the "sock" line of memory.stat).
+    public override bool LimitsSocketMemoryApart => false;
 
     public override CgroupStats Read(string path, long oomEvents)
     {

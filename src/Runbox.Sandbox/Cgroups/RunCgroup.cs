@@ -18,6 +18,9 @@ internal sealed class RunCgroup(Cgroupfs cgroupfs, string path, Action<string>? 
 
     public TimeSpan ReadCpuTime() => cgroupfs.ReadCpuTime(Path);
 
+    /// <summary>SIGKILL to every process of the run (see <see cref="Cgroupfs.KillAll"/>).</summary>
+    public void KillAll() => cgroupfs.KillAll(Path);
+
     /// <exception cref="IOException">A cgroup could not be removed (a process still in it).</exception>
     public void Dispose()
     {

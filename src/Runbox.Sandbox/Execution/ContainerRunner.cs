@@ -55,6 +55,9 @@ internal sealed class ContainerRunner(
     /// <summary>After init's death the kernel kills the rest of the pid namespace, so the pipes close at once.</summary>
     private static readonly TimeSpan PipeDrainTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long the pipes may stay open after the runtime exited before what holds them is killed.</summary>
+    private static readonly TimeSpan PipeLingerTimeout = TimeSpan.FromSeconds(1);
+
     private static readonly TimeSpan MinCpuCheckInterval = TimeSpan.FromMilliseconds(10);
 
     /// <summary>
@@ -107,7 +110,7 @@ internal sealed class ContainerRunner(
         LaunchTurn? turn = null)
     {
         var processLimit = spec.Processes + OwnProcesses;
-        using var cgroup = cgroupfs.Create(cgroupNames.Rent(), new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus, DeviceAllowlist: placement is not null), cgroupNames.Return);
+        using var cgroup = cgroupfs.Create(cgroupNames.Rent(), new CgroupLimits(spec.MemoryBytes, processLimit, options.Cpus, options.SocketMemoryBytes, DeviceAllowlist: placement is not null, ContainerCgroup: placement is null ? OciBundleBuilder.ContainerCgroup : null), cgroupNames.Return);
         bundles.Write(spec, cgroup.Path);
         var pidFile = Path.Combine(spec.BundleDirectory, "pid");
         var logFile = Path.Combine(spec.BundleDirectory, "runtime.log");
@@ -172,13 +175,21 @@ internal sealed class ContainerRunner(
             await runtime.DeleteAsync(spec.ContainerId);
             throw new SandboxException($"{runtime.Name} run of {spec.ContainerId} failed with exit code {run.ExitCode}: {runtimeError}");
         }
+        var drained = Task.WhenAll(stdout.Completion, stderr.Completion);
+        if (await Task.WhenAny(drained, Task.Delay(PipeLingerTimeout, time)) != drained)
+        {
+            // The runtime is gone and something of the run still holds the pipes: its init outlived the
+            // runtime (the OOM killer may pick the runtime, which sits in the run's memory cgroup when
+            // started there). Nothing of a run outlives it.
+            cgroup.KillAll();
+        }
         try
         {
-            await Task.WhenAll(stdout.Completion, stderr.Completion).WaitAsync(PipeDrainTimeout);
+            await drained.WaitAsync(PipeDrainTimeout, time);
         }
         catch (TimeoutException e)
         {
-            throw new SandboxException($"output pipes of {spec.ContainerId} stayed open after it ended", e);
+            throw new SandboxException($"output pipes of {spec.ContainerId} stayed open after it ended and its processes were killed", e);
         }
 
         var (exitCode, signal) = DescribeExit(run.ExitCode);

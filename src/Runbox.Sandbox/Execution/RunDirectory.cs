@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Runbox.Core.Execution;
 using Runbox.Core.Tasks;
+using Runbox.Sandbox.Bundle;
 using Runbox.Sandbox.Native;
 
 namespace Runbox.Sandbox.Execution;
@@ -22,36 +23,48 @@ namespace Runbox.Sandbox.Execution;
 /// </remarks>
 internal sealed class RunDirectory : IDisposable
 {
-    private const int MaxInodes = 16_384;
 
-    private readonly int _uid;
+    private readonly SandboxUids? _uids;
     private readonly string _mountPoint;
     private SafeFileHandle? _work;
     private bool _detached;
+    private bool _failed;
 
-    private RunDirectory(string path, int uid)
+    private RunDirectory(string path, int uid, SandboxUids? uids)
     {
         Path = path;
-        _uid = uid;
+        Uid = uid;
+        _uids = uids;
         _mountPoint = System.IO.Path.Combine(path, "work");
     }
 
     public string Path { get; }
+
+    /// <summary>The run's own host uid: /work belongs to it, and every container of the run runs as it.</summary>
+    public int Uid { get; }
 
     /// <summary>Where /work is mounted on the host, to bind into a container; gone once detached.</summary>
     public string WorkPath => _detached
         ? throw new InvalidOperationException("/work was detached from the host: no container can bind it any more")
         : _mountPoint;
 
-    public static RunDirectory Create(string runsDirectory, string runId, int uid, long diskBytes)
+    /// <summary>A run folder with its /work, and a uid of its own from <paramref name="uids"/> until dispose.</summary>
+    public static RunDirectory Create(string runsDirectory, string runId, SandboxUids uids, long diskBytes) =>
+        Create(runsDirectory, runId, uids.Rent(), uids, diskBytes);
+
+    /// <summary>A run folder whose /work belongs to <paramref name="uid"/> (tests).</summary>
+    public static RunDirectory Create(string runsDirectory, string runId, int uid, long diskBytes) =>
+        Create(runsDirectory, runId, uid, null, diskBytes);
+
+    private static RunDirectory Create(string runsDirectory, string runId, int uid, SandboxUids? uids, long diskBytes)
     {
-        var run = new RunDirectory(System.IO.Path.Combine(runsDirectory, runId), uid);
+        var run = new RunDirectory(System.IO.Path.Combine(runsDirectory, runId), uid, uids);
         Directory.CreateDirectory(run.WorkPath);
         try
         {
             var size = diskBytes.ToString(CultureInfo.InvariantCulture);
             Libc.MountTmpfs(run._mountPoint, Libc.MsNosuid | Libc.MsNodev,
-                $"size={size},nr_inodes={MaxInodes},mode=0755,uid={uid},gid={uid}");
+                $"size={size},nr_inodes={OciBundleBuilder.MaxInodes},mode=0755,uid={uid},gid={uid}");
             run._work = Libc.OpenFolderPath(run._mountPoint);
             using var work = ConfinedFolder.Borrow(run._work);
             work.CreateFolders("out", uid);
@@ -77,10 +90,10 @@ internal sealed class RunDirectory : IDisposable
             throw new ArgumentException(problem.Message, nameof(files));
         }
         using var work = ConfinedFolder.Borrow(_work!);
-        work.CreateFile(sourceFile, Encoding.UTF8.GetBytes(source), _uid);
+        work.CreateFile(sourceFile, Encoding.UTF8.GetBytes(source), Uid);
         foreach (var file in files)
         {
-            work.CreateFile(file.Name, file.Decode(), _uid);
+            work.CreateFile(file.Name, file.Decode(), Uid);
         }
     }
 
@@ -104,11 +117,24 @@ internal sealed class RunDirectory : IDisposable
         _detached = true;
     }
 
-    /// <summary>Unmounts /work, lets go of it and deletes the folder; safe to call for a half-created run.</summary>
+    /// <summary>The run did not end cleanly (the sandbox threw): its uid is checked for stragglers before it goes to another run.</summary>
+    public void MarkFailed() => _failed = true;
+
+    /// <summary>
+    /// Unmounts /work, lets go of it and deletes the folder, and gives the uid back (call once every container
+    /// of the run has ended); safe to call for a half-created run.
+    /// </summary>
     public void Dispose()
     {
         _work?.Dispose();
-        Remove(Path);
+        try
+        {
+            Remove(Path);
+        }
+        finally
+        {
+            _uids?.Return(Uid, killStragglers: _failed);
+        }
     }
 
     /// <summary>
