@@ -56,13 +56,48 @@ public sealed class CliTests(ServeFixture fixture)
         Assert.Contains("No such file", fileError, StringComparison.Ordinal);
     }
 
-    private async Task<(int Code, string Stdout, string Stderr)> RunAsync(string key, params string[] args)
+    /// <summary>
+    /// Finding 14 of the security review: a program's escape sequences reached the terminal of whoever looked
+    /// at its output (OSC 52 writes the clipboard). On a terminal they are shown, not obeyed; in a pipe the
+    /// output stays exact.
+    /// </summary>
+    [Fact]
+    public async Task SubmitWait_EscapeSequencesInOutput_ShownOnATerminalAndKeptInAPipe()
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "runbox.dll"));
-        foreach (var arg in args)
+        var file = Path.Combine(TestEnvironment.NewDataDirectory(), "escapes.py");
+        await File.WriteAllTextAsync(file, "print('\\x1b]52;c;aGk=\\x07\\x1b[2Jtext\\x9b')", TestContext.Current.CancellationToken);
+
+        var (_, piped, _) = await RunAsync(ServeFixture.BobKey, "submit", file, "--wait");
+        var (_, terminal, _) = await RunAsync(ServeFixture.BobKey, terminal: true, "submit", file, "--wait");
+
+        Assert.Equal("\u001b]52;c;aGk=\u0007\u001b[2Jtext\u009b\n", piped);
+        Assert.Contains("^[]52;c;aGk=^G^[[2Jtext\\u009b", terminal, StringComparison.Ordinal);
+        // (The terminal also gets the CLI's own sequences: its progress line, .NET's keypad mode.)
+        Assert.DoesNotContain("\u001b]52", terminal, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b[2J", terminal, StringComparison.Ordinal);
+        Assert.DoesNotContain('\u009b', terminal);
+    }
+
+    private Task<(int Code, string Stdout, string Stderr)> RunAsync(string key, params string[] args) => RunAsync(key, terminal: false, args);
+
+    /// <summary>Runs the CLI; with <paramref name="terminal"/> its output goes to a pseudo-terminal (util-linux script), read back as stdout.</summary>
+    private async Task<(int Code, string Stdout, string Stderr)> RunAsync(string key, bool terminal, params string[] args)
+    {
+        var start = new ProcessStartInfo(terminal ? "script" : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        var command = new List<string> { "dotnet", Path.Combine(AppContext.BaseDirectory, "runbox.dll") };
+        command.AddRange(args);
+        if (terminal)
         {
-            start.ArgumentList.Add(arg);
+            start.ArgumentList.Add("-qec");
+            start.ArgumentList.Add(string.Join(' ', command.Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'")));
+            start.ArgumentList.Add("/dev/null");
+        }
+        else
+        {
+            foreach (var arg in command.Skip(1))
+            {
+                start.ArgumentList.Add(arg);
+            }
         }
         start.Environment["RUNBOX_URL"] = fixture.Server.BaseAddress.ToString();
         start.Environment["RUNBOX_API_KEY"] = key;

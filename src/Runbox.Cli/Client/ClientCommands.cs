@@ -160,8 +160,10 @@ public static class ClientCommands
                 // Once the program speaks, its output owns the terminal.
                 progress.Silence();
                 streamed = true;
-                var text = System.Text.Encoding.UTF8.GetBytes(data.GetProperty("data").GetString() ?? "");
-                var target = data.GetProperty("stream").GetString() == "stderr" ? stderr : stdout;
+                var toStderr = data.GetProperty("stream").GetString() == "stderr";
+                var shown = TerminalText.Shown(data.GetProperty("data").GetString() ?? "", toStderr ? !Console.IsErrorRedirected : !Console.IsOutputRedirected);
+                var text = System.Text.Encoding.UTF8.GetBytes(shown);
+                var target = toStderr ? stderr : stdout;
                 await target.WriteAsync(text, cancellationToken);
                 await target.FlushAsync(cancellationToken);
             }
@@ -178,12 +180,12 @@ public static class ClientCommands
         if (!streamed)
         {
             // The live events had expired (or the run ended before we connected): the stored result has it all.
-            await Console.Out.WriteAsync(result.Stdout);
-            await Console.Error.WriteAsync(result.Stderr);
+            await Console.Out.WriteAsync(TerminalText.Shown(result.Stdout, !Console.IsOutputRedirected));
+            await Console.Error.WriteAsync(TerminalText.Shown(result.Stderr, !Console.IsErrorRedirected));
         }
         if (result.Compile is { Succeeded: false } compile)
         {
-            await Console.Error.WriteAsync(compile.Output);
+            await Console.Error.WriteAsync(TerminalText.Shown(compile.Output, !Console.IsErrorRedirected));
         }
         await Console.Error.WriteLineAsync(
             $"[{task.Status}: {result.Verdict}, exit {result.ExitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-"}{(result.Signal is null ? "" : $" ({result.Signal})")}, " +
@@ -212,12 +214,12 @@ public static class ClientCommands
             if (result.Stdout.Length > 0)
             {
                 Console.WriteLine("--- stdout" + (result.StdoutTruncated ? " (truncated)" : ""));
-                Console.Write(result.Stdout);
+                Console.Write(TerminalText.Shown(result.Stdout, !Console.IsOutputRedirected));
             }
             if (result.Stderr.Length > 0)
             {
                 Console.WriteLine("--- stderr" + (result.StderrTruncated ? " (truncated)" : ""));
-                Console.Write(result.Stderr);
+                Console.Write(TerminalText.Shown(result.Stderr, !Console.IsOutputRedirected));
             }
         }
         return 0;
