@@ -90,9 +90,11 @@ public sealed partial class LanguageCatalog
             Run: (_, args) => ["/usr/bin/bash", "main.sh", .. args]);
         yield return new Candidate("java", "Java (OpenJDK)", "Main.java", ["/usr/bin/javac", "/usr/bin/java"],
             JavaVersionAsync,
-            // The JVM cannot see the container's limits (/sys/fs/cgroup is masked), so it is told them:
-            // heap sized from the memory limit, one CPU, and the small serial collector.
-            Compile: memory => ["/usr/bin/javac", .. JvmFlags(memory).Select(flag => "-J" + flag), "-J-XX:TieredStopAtLevel=1", "-d", ".", "Main.java"],
+            // The JVM cannot see the container's limits (there is no /sys), so it is told them: heap sized
+            // from the memory limit, one CPU, and the small serial collector. -proc:none: javac would run
+            // annotation processors it finds in the task's own files, the program's code under the compile
+            // step's larger limits.
+            Compile: memory => ["/usr/bin/javac", .. JvmFlags(memory).Select(flag => "-J" + flag), "-J-XX:TieredStopAtLevel=1", "-proc:none", "-d", ".", "Main.java"],
             Run: (memory, args) => ["/usr/bin/java", .. JvmFlags(memory), "-cp", ".", "Main", .. args]);
     }
 
