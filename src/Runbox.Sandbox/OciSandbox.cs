@@ -256,7 +256,9 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     private async Task<Started> StartAsync()
     {
-        Directory.CreateDirectory(_stateDirectory);
+        // Root's alone: it holds the runtime binaries' mounts and the lock, and local users have no business in it.
+        Directory.CreateDirectory(_stateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(_stateDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         FileStream stateLock;
         try
         {
