@@ -37,8 +37,10 @@ public static partial class HostileCases
 
         // Finding 3: UDP datagrams waiting in receive queues (on the run's loopback), counted by the kernel in /proc/net/udp.
         yield return new HostileCase("memory-udp-receive-queues", "python", SocketFill("""
-            import socket
+            import os, socket
             def fill():
+                # Opened first: once every descriptor is a socket, nothing else can be opened.
+                stats = open('/proc/net/udp')
                 held = []
                 try:
                     while True:
@@ -50,7 +52,11 @@ public static partial class HostileCases
                             sender.sendto(b'x' * 60000, receiver.getsockname())
                 except OSError:
                     pass
-                queued = sum(int(line.split()[4].split(':')[1], 16) for line in open('/proc/net/udp').read().splitlines()[1:])
+                # The queues of this process's own sockets (the file lists the whole namespace's).
+                own = {os.fstat(s.fileno()).st_ino for s in held}
+                stats.seek(0)
+                rows = [line.split() for line in stats.read().splitlines()[1:]]
+                queued = sum(int(row[4].split(':')[1], 16) for row in rows if int(row[9]) in own)
                 return queued, held
             """))
         {
@@ -165,19 +171,21 @@ public static partial class HostileCases
         yield return new HostileCase("disk-inode-bomb", "python", """
             import os
             for folder in ('/tmp', '/dev/shm', '/work'):
-                made = 0
+                made, errno = 0, 0
                 try:
                     while made < 200000:
                         os.close(os.open(f'{folder}/i{made}', os.O_CREAT | os.O_WRONLY))
                         made += 1
                 except OSError as e:
-                    print(folder, made, e.errno)
+                    errno = e.errno
+                print(folder, made, errno)
             """)
         {
             Limits = Limits(memoryMb: 512, wallMs: 30_000, cpuMs: 30_000),
             Check = (view, _) =>
             {
                 Verdict(view, "ok");
+                Assert.Equal(3, view.Stdout().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
                 foreach (var line in view.Stdout().Split('\n', StringSplitOptions.RemoveEmptyEntries))
                 {
                     var parts = line.Split(' ');
