@@ -13,7 +13,4 @@ public sealed class ApiOptions
     /// <summary>Request bodies above this are refused with 413 before they are read.</summary>
     [Range(1024, 256L * 1024 * 1024)]
     public long MaxBodyBytes { get; set; } = 8L * 1024 * 1024;
-
-    /// <summary>How long the lease of an attempt may run past its limits (must match the workers').</summary>
-    public TimeSpan DeadlineSlack { get; set; } = TimeSpan.FromSeconds(30);
 }

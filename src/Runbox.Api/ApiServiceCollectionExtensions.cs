@@ -11,6 +11,7 @@ using Runbox.Api.Auth;
 using Runbox.Api.Endpoints;
 using Runbox.Core.Limits;
 using Runbox.Core.Metrics;
+using Runbox.Lifecycle;
 
 namespace Runbox.Api;
 
@@ -29,6 +30,7 @@ public static class ApiServiceCollectionExtensions
         services.AddOptions<UsersOptions>().Bind(configuration.GetSection(UsersOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton(LimitPolicy.Default);
         services.AddRunboxHealth();
+        services.AddRunboxLifecycle();
         services.AddSingleton<TaskService>();
         services.AddHostedService<UserLimitsPublisher>();
 

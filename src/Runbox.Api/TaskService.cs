@@ -1,11 +1,9 @@
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Runbox.Api.Auth;
 using Runbox.Core.Limits;
-using Runbox.Core.Metrics;
 using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
 using Runbox.Core.Validation;
+using Runbox.Lifecycle;
 
 namespace Runbox.Api;
 
@@ -26,19 +24,16 @@ public sealed record CommandResult(CommandStatus Status, TaskRecord? Task, strin
 }
 
 /// <summary>
-/// What the API does to tasks. The store is written first, then the queue, so a crash in between
-/// leaves a pending task the reconciler re-enqueues: nothing accepted is lost.
+/// What the API does to tasks: it checks who may do what and validates, and every state change goes
+/// through the lifecycle engine (store first, then the queue, so nothing accepted is lost).
 /// </summary>
 public sealed class TaskService(
     ITaskStore store,
-    ITaskQueue queue,
     ITaskEvents events,
+    TaskLifecycle lifecycle,
     ILanguageDirectory languages,
     LimitPolicy limits,
-    RunboxMetrics metrics,
-    IOptions<ApiOptions> options,
-    TimeProvider time,
-    ILogger<TaskService> logger)
+    TimeProvider time)
 {
     private static readonly TimeSpan CancelSettle = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan EventsDownPollInterval = TimeSpan.FromMilliseconds(500);
@@ -57,23 +52,7 @@ public sealed class TaskService(
             return new SubmitResult(null, false, validation.Errors);
         }
 
-        var created = await store.CreateAsync(new NewTask(validation.Spec!, idempotencyKey), cancellationToken);
-        if (created.Created)
-        {
-            metrics.TaskSubmitted();
-            metrics.Transitioned(TaskStatus.Pending);
-            try
-            {
-                await events.PublishStatusesAsync(created.Task, [TaskStatus.Pending], cancellationToken);
-                await queue.EnqueueAsync(created.Task.ToQueueItem(options.Value.DeadlineSlack), cancellationToken);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                // The store holds the task: it is accepted, and the reconciler queues what the queue lacks
-                // once Redis answers again. An error here would make the client submit it a second time.
-                Log.EnqueueDeferred(logger, exception, created.Task.Id);
-            }
-        }
+        var created = await lifecycle.SubmitAsync(new NewTask(validation.Spec!, idempotencyKey), cancellationToken);
         return new SubmitResult(created.Task, created.Created, null);
     }
 
@@ -92,39 +71,14 @@ public sealed class TaskService(
             return CommandResult.NotFound();
         }
 
-        if (task.Status == TaskStatus.Pending)
+        var (outcome, now) = await lifecycle.CancelAsync(task, cancellationToken);
+        return outcome switch
         {
-            var write = await store.TransitionAsync([new TransitionRequest(id, TaskStatus.Pending, TaskStatus.Cancelled, "cancelled by user")], cancellationToken);
-            if (write.Succeeded)
-            {
-                metrics.Transitioned(TaskStatus.Cancelled);
-                try
-                {
-                    // If a worker claimed it meanwhile, its pending → running write is now refused and it
-                    // settles the queue entry as cancelled.
-                    await queue.CancelAsync(id, cancellationToken);
-                    await events.PublishStatusesAsync(write.Task!, [TaskStatus.Cancelled], cancellationToken);
-                }
-                catch (Exception exception) when (exception is not OperationCanceledException)
-                {
-                    // The store has it cancelled, and that is the answer: a worker that claims it later is
-                    // refused the same way, and the reconciler queues no task the store has settled.
-                    Log.QueueCancelDeferred(logger, exception, id);
-                }
-                return CommandResult.Ok(write.Task!);
-            }
-            task = await store.GetAsync(id, cancellationToken) ?? task;
-        }
-
-        if (task.Status == TaskStatus.Running)
-        {
-            // The worker owns the running attempt: flag it and let the worker stop the run and write
-            // the outcome with its fence (or the reaper, if the worker is gone).
-            await queue.CancelAsync(id, cancellationToken);
-            return CommandResult.Ok(await WaitForSettledAsync(id, CancelSettle, cancellationToken) ?? task);
-        }
-
-        return CommandResult.Conflict(task, $"The task is already {task.Status.ToWire()}.");
+            CancelOutcome.Cancelled => CommandResult.Ok(now!),
+            // The running attempt's worker (or the reaper) ends it: wait a little to answer with the outcome.
+            CancelOutcome.Requested => CommandResult.Ok(await WaitForSettledAsync(id, CancelSettle, cancellationToken) ?? now!),
+            _ => CommandResult.Conflict(now!, $"The task is already {now!.Status.ToWire()}."),
+        };
     }
 
     public async Task<CommandResult> RetryAsync(Caller caller, Guid id, CancellationToken cancellationToken)
@@ -138,8 +92,7 @@ public sealed class TaskService(
         {
             return CommandResult.Conflict(task, $"Only failed or timed-out tasks can be retried; this one is {task.Status.ToWire()}.");
         }
-        // A manual retry always gets its attempt, even when the automatic budget is spent.
-        return await RequeueAsync(task, Math.Max(task.MaxAttempts, task.Attempt + 1), "retried by user", cancellationToken);
+        return await RequeueAsync(task, RequeueKind.Retry, cancellationToken);
     }
 
     public async Task<CommandResult> RequeueDeadLetterAsync(Caller caller, Guid id, CancellationToken cancellationToken)
@@ -153,33 +106,13 @@ public sealed class TaskService(
         {
             return CommandResult.Conflict(task, "The task is not in the dead letters.");
         }
-        // A fresh budget of max_attempts on top of the attempts already made; attempt keeps counting.
-        return await RequeueAsync(task, task.Attempt + task.Spec.Retry.MaxAttempts, "requeued from dead letters", cancellationToken);
+        return await RequeueAsync(task, RequeueKind.DeadLetter, cancellationToken);
     }
 
-    private async Task<CommandResult> RequeueAsync(TaskRecord task, int maxAttempts, string reason, CancellationToken cancellationToken)
+    private async Task<CommandResult> RequeueAsync(TaskRecord task, RequeueKind kind, CancellationToken cancellationToken)
     {
-        var write = await store.TransitionAsync(
-            [new TransitionRequest(task.Id, task.Status, TaskStatus.Pending, reason) { MaxAttempts = maxAttempts, DeadLettered = false }],
-            cancellationToken);
-        if (!write.Succeeded)
-        {
-            var now = await store.GetAsync(task.Id, cancellationToken) ?? task;
-            return CommandResult.Conflict(now, $"The task changed meanwhile; it is {now.Status.ToWire()}.");
-        }
-        var requeued = write.Task!;
-        var item = requeued.ToQueueItem(options.Value.DeadlineSlack) with { RunAt = null };
-        if (task.DeadLettered)
-        {
-            await queue.RequeueDeadLetterAsync(item, cancellationToken);
-        }
-        else
-        {
-            await queue.EnqueueAsync(item, cancellationToken);
-        }
-        metrics.Transitioned(TaskStatus.Pending);
-        await events.PublishStatusesAsync(requeued, [TaskStatus.Pending], cancellationToken);
-        return CommandResult.Ok(requeued);
+        var (requeued, now) = await lifecycle.RequeueAsync(task, kind, cancellationToken);
+        return requeued ? CommandResult.Ok(now) : CommandResult.Conflict(now, $"The task changed meanwhile; it is {now.Status.ToWire()}.");
     }
 
     /// <summary>

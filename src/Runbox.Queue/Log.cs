@@ -13,8 +13,8 @@ internal static partial class Log
     [LoggerMessage(3, LogLevel.Information, "Stale write refused for task {TaskId} with fence {Fence} ({Outcome})")]
     public static partial void StaleFinish(ILogger logger, Guid taskId, long fence, string outcome);
 
-    [LoggerMessage(4, LogLevel.Information, "Reaped task {TaskId} of {User}: lease expired, new fence {Fence}, attempt {Attempt} → {Outcome}")]
-    public static partial void Reaped(ILogger logger, Guid taskId, string user, long fence, int attempt, string outcome);
+    [LoggerMessage(4, LogLevel.Information, "Took over task {TaskId} of {User}: lease expired, new fence {Fence}, attempt {Attempt}, stall {Stalls}")]
+    public static partial void Reaped(ILogger logger, Guid taskId, string user, long fence, int attempt, int stalls);
 
     [LoggerMessage(5, LogLevel.Warning, "Waiting for queue work failed; retrying")]
     public static partial void WaitFailed(ILogger logger, Exception exception);

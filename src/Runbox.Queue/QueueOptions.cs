@@ -3,12 +3,11 @@ using System.ComponentModel.DataAnnotations;
 namespace Runbox.Queue;
 
 /// <summary>Settings of the Redis dispatch plane (<see cref="RedisTaskQueue"/>, <see cref="RedisTaskEvents"/>).</summary>
-public sealed class QueueOptions : IValidatableObject
+public sealed class QueueOptions
 {
     public const string DefaultKeyPrefix = "runbox";
     public const int DefaultUserConcurrencyLimit = 4;
     public const int DefaultDeadLetterCap = 10_000;
-    public const int DefaultMaxStalls = 3;
     public const int DefaultTransitionsCap = 10_000;
     public const int DefaultEventsPerTask = 1_000;
 
@@ -40,17 +39,6 @@ public sealed class QueueOptions : IValidatableObject
     [Range(1, 10_000_000)]
     public int DeadLetterCap { get; set; } = DefaultDeadLetterCap;
 
-    /// <summary>Lease expiries a task may cause before it is dead-lettered as a poison pill.</summary>
-    [Range(0, 100)]
-    public int MaxStalls { get; set; } = DefaultMaxStalls;
-
-    /// <summary>First backoff of a task the reaper retries; doubles per attempt up to <see cref="BackoffCap"/>.</summary>
-    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
-    public TimeSpan BackoffBase { get; set; } = TimeSpan.FromSeconds(1);
-
-    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
-    public TimeSpan BackoffCap { get; set; } = TimeSpan.FromMinutes(5);
-
     /// <summary>How long a finished task's record stays (late writers get a clean "stale" answer).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan FinishedRetention { get; set; } = TimeSpan.FromHours(1);
@@ -74,12 +62,4 @@ public sealed class QueueOptions : IValidatableObject
     /// <summary>Due delayed tasks a claim promotes before it claims (bounds the cost of one claim).</summary>
     [Range(1, 10_000)]
     public int PromoteBatch { get; set; } = 100;
-
-    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
-    {
-        if (BackoffBase > BackoffCap)
-        {
-            yield return new ValidationResult("BackoffBase must not exceed BackoffCap.", [nameof(BackoffBase), nameof(BackoffCap)]);
-        }
-    }
 }

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Runbox.Core.Retry;
 using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
 using StackExchange.Redis;
@@ -17,11 +16,8 @@ namespace Runbox.Queue;
 /// </summary>
 public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
 {
-    /// <summary>The <see cref="AttemptOutcome.Error"/> of every attempt the reaper ends.</summary>
-    public const string LeaseExpiredError = "the worker lost its lease (crashed, frozen or cut off)";
-
     private const int CommonArgs = 5;
-    private const int FreshTaskArgCount = 10;
+    private const int FreshTaskArgCount = 8;
 
     private static readonly string[] Scripts =
     [
@@ -151,28 +147,19 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     public async Task<IReadOnlyList<ReapedTask>> ReapAsync(int max, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
-        var result = (RedisResult[])(await RunAsync("reap", Args(
-            Milliseconds(options.ReapGrace),
-            max,
-            options.MaxStalls,
-            Milliseconds(options.BackoffBase),
-            Milliseconds(options.BackoffCap),
-            RetryPolicy.Default.Jitter,
-            Random.Shared.NextDouble(),
-            options.DeadLetterCap), cancellationToken))!;
-        ReportTrimmed((long)result[0]);
-        var reaped = new List<ReapedTask>((result.Length - 1) / 7);
-        for (var i = 1; i < result.Length; i += 7)
+        var result = (RedisResult[])(await RunAsync("reap", Args(Milliseconds(options.ReapGrace), max, Milliseconds(options.LeaseDuration)), cancellationToken))!;
+        var reaped = new List<ReapedTask>(result.Length / 7);
+        for (var i = 0; i < result.Length; i += 7)
         {
-            var kind = ParseOutcome((string)result[i + 4]!);
-            var runAt = (long)result[i + 6];
-            var outcome = new AttemptOutcome(kind, TaskStatusNames.Parse((string)result[i + 5]!))
-            {
-                RetryAt = kind == OutcomeKind.Retry ? FromMilliseconds(runAt) : null,
-                Error = LeaseExpiredError,
-            };
-            var task = new ReapedTask(Guid.Parse((string)result[i]!), (string)result[i + 1]!, (long)result[i + 2], (int)result[i + 3], outcome);
-            Log.Reaped(logger, task.TaskId, task.User, task.NewFence, task.Attempt, (string)result[i + 4]!);
+            var task = new ReapedTask(
+                Guid.Parse((string)result[i]!),
+                (string)result[i + 1]!,
+                (long)result[i + 2],
+                (int)result[i + 3],
+                (int)result[i + 4],
+                CancelRequested: (long)result[i + 5] == 1,
+                PastDeadline: (long)result[i + 6] == 1);
+            Log.Reaped(logger, task.TaskId, task.User, task.NewFence, task.Attempt, task.Stalls);
             reaped.Add(task);
         }
         return reaped;
@@ -317,8 +304,6 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
             item.Fence,
             item.Attempt,
             item.MaxAttempts,
-            item.RetryOnInfrastructure ? 1 : 0,
-            item.RetryOnTimeout ? 1 : 0,
             Milliseconds(item.RunDeadline),
             item.RunAt is { } runAt ? runAt.ToUnixTimeMilliseconds() : 0,
         ];
@@ -367,16 +352,6 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
             _ => "failed",
         };
     }
-
-    private static OutcomeKind ParseOutcome(string name) => name switch
-    {
-        "completed" => OutcomeKind.Completed,
-        "cancelled" => OutcomeKind.Cancelled,
-        "retry" => OutcomeKind.Retry,
-        "dead" => OutcomeKind.DeadLetter,
-        "failed" => OutcomeKind.Failed,
-        _ => throw new InvalidOperationException($"Unknown outcome '{name}'."),
-    };
 
     private static long Milliseconds(TimeSpan span) => (long)span.TotalMilliseconds;
 

@@ -1,24 +1,20 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Runbox.Core.Execution;
-using Runbox.Core.Metrics;
 using Runbox.Core.Seams;
-using Runbox.Core.Tasks;
+using Runbox.Lifecycle;
 
 namespace Runbox.Worker;
 
 /// <summary>
-/// Hands back the tasks of workers that died or froze. The queue's reap script does the deciding
-/// atomically (bump the fence, then retry, time out or dead-letter); this records the outcome in the
-/// store with the new fence, so the lost worker's late writes are refused there too. Any worker may
-/// run it at any time: both halves are idempotent.
+/// Ends the attempts of workers that died or froze: the queue hands each expired lease over under a new
+/// fence (so the lost worker's late writes are refused), and the lifecycle engine ends the attempt by the
+/// task's own retry policy. Both halves are idempotent; an attempt whose hand-over was not finished is
+/// taken over again when its lease expires.
 /// </summary>
 public sealed class Reaper(
     ITaskQueue queue,
-    ITaskStore store,
-    ITaskEvents events,
-    RunboxMetrics metrics,
+    TaskLifecycle lifecycle,
     IOptions<WorkerOptions> options,
     TimeProvider time,
     ILogger<Reaper> logger) : BackgroundService
@@ -49,34 +45,8 @@ public sealed class Reaper(
         var reaped = await queue.ReapAsync(BatchSize, cancellationToken);
         foreach (var task in reaped)
         {
-            await RecordAsync(task, cancellationToken);
+            await lifecycle.EndLostLeaseAsync(task, cancellationToken);
         }
         return reaped.Count;
-    }
-
-    private async Task RecordAsync(ReapedTask reaped, CancellationToken cancellationToken)
-    {
-        var outcome = reaped.Outcome;
-        var result = outcome.Status == TaskStatus.Timeout
-            ? new ExecutionResult { Verdict = Verdict.TimeLimit, Error = "the attempt ran past its deadline and its worker did not finish it" }
-            : outcome.Status == TaskStatus.Cancelled
-                ? new ExecutionResult { Verdict = Verdict.Cancelled, Error = "cancelled while its worker was unreachable" }
-                : ExecutionResult.InternalError(outcome.Error ?? "the worker running this attempt stopped renewing its lease");
-
-        var steps = AttemptDecision.FromQueue(outcome).ToTransitions(reaped.TaskId, reaped.NewFence, null, "lease expired", result, "retry after lost lease");
-        var write = await store.TransitionAsync(steps, cancellationToken);
-        if (write.Succeeded)
-        {
-            Log.Reaped(logger, reaped.TaskId, write.Task!.Status.ToWire(), reaped.NewFence);
-            metrics.Transitioned(outcome.Status);
-            await events.PublishStatusesAsync(write.Task, steps.Select(s => s.To), cancellationToken);
-        }
-        else if (write.Conflict == TransitionConflict.NotFound || (write.ActualStatus is { } actual && TaskStateMachine.IsFinished(actual) && actual != TaskStatus.Pending))
-        {
-            // The worker committed its result and died before telling the queue: the store's result
-            // stands and the queue lets go of the task.
-            Log.DroppedFinished(logger, reaped.TaskId, write.ActualStatus?.ToWire() ?? "deleted");
-            await queue.RemoveAsync(reaped.TaskId, cancellationToken);
-        }
     }
 }

@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Runbox.Core.Execution;
 using Runbox.Core.Seams;
 using Runbox.Core.Tasks;
+using Runbox.Lifecycle;
 
 namespace Runbox.Worker;
 
@@ -18,7 +18,7 @@ namespace Runbox.Worker;
 public sealed class Reconciler(
     ITaskQueue queue,
     ITaskStore store,
-    ITaskEvents events,
+    TaskLifecycle lifecycle,
     IOptions<WorkerOptions> options,
     TimeProvider time,
     ILogger<Reconciler> logger) : BackgroundService
@@ -46,44 +46,21 @@ public sealed class Reconciler(
     public async Task<int> ReconcileOnceAsync(CancellationToken cancellationToken)
     {
         var repaired = 0;
-        await foreach (var task in ListAsync(TaskStatus.Pending, cancellationToken))
+        // Pending first, then running: after the running tasks are settled, every running record left has
+        // its lease again, and the recount below sees them all.
+        foreach (var status in (TaskStatus[])[TaskStatus.Pending, TaskStatus.Running])
         {
-            if (await queue.RestoreAsync(task.ToQueueItem(options.Value.DeadlineSlack), running: false, cancellationToken) == QueueRestore.Restored)
+            await foreach (var task in ListAsync(status, cancellationToken))
             {
-                Log.Reenqueued(logger, task.Id);
-                repaired++;
+                var outcome = await lifecycle.ReconcileAsync(task, cancellationToken);
+                if (outcome != ReconcileOutcome.Intact)
+                {
+                    Log.Reconciled(logger, task.Id, task.Status.ToWire(), outcome.ToString());
+                    repaired++;
+                }
             }
         }
 
-        await foreach (var task in ListAsync(TaskStatus.Running, cancellationToken))
-        {
-            var restore = await queue.RestoreAsync(task.ToQueueItem(options.Value.DeadlineSlack), running: true, cancellationToken);
-            if (restore == QueueRestore.Restored)
-            {
-                Log.LeaseRestored(logger, task.Id);
-                repaired++;
-            }
-            if (restore != QueueRestore.Lost)
-            {
-                continue;
-            }
-            // One above the stored fence: the lost worker's writes (if it still lives) are refused,
-            // and the queue will hand out fences above this one.
-            var fence = task.Fence + 1;
-            var write = await store.TransitionAsync(
-                AttemptDecision.RequeueLost(time.GetUtcNow()).ToTransitions(task.Id, fence, null, "the queue lost this attempt",
-                    ExecutionResult.InternalError("the dispatch queue lost the running attempt"), "requeued by the reconciler"),
-                cancellationToken);
-            if (write.Succeeded)
-            {
-                Log.RecoveredRunning(logger, task.Id);
-                await queue.EnqueueAsync(write.Task!.ToQueueItem(options.Value.DeadlineSlack) with { RunAt = null }, cancellationToken);
-                await events.PublishStatusesAsync(write.Task!, [TaskStatus.Failed, TaskStatus.Pending], cancellationToken);
-                repaired++;
-            }
-        }
-
-        // After the running tasks are settled: every running record left has its lease again.
         var recounted = await queue.RecountRunningAsync(cancellationToken);
         if (recounted > 0)
         {

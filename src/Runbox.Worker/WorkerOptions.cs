@@ -25,9 +25,6 @@ public sealed class WorkerOptions
 
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How long an attempt may hold its lease beyond its own compile and run limits.</summary>
-    public TimeSpan DeadlineSlack { get; set; } = TimeSpan.FromSeconds(30);
-
     /// <summary>Finished tasks older than this are deleted; zero keeps them for ever.</summary>
     public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
 }

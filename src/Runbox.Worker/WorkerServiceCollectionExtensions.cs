@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Runbox.Lifecycle;
 
 namespace Runbox.Worker;
 
@@ -11,6 +12,7 @@ public static class WorkerServiceCollectionExtensions
     public static IServiceCollection AddRunboxWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddRunboxLifecycle();
         services.AddSingleton<AttemptRunner>();
         services.AddSingleton(sp => new WorkerPool(
             sp.GetRequiredService<Core.Seams.ITaskQueue>(),

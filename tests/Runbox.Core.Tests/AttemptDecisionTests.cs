@@ -60,18 +60,69 @@ public class AttemptDecisionTests
         Assert.Equal(Now, steps[1].NextAttemptAt);
     }
 
-    [Theory]
-    [InlineData(OutcomeKind.Retry, TaskStatus.Failed, 2)]
-    [InlineData(OutcomeKind.DeadLetter, TaskStatus.Timeout, 1)]
-    [InlineData(OutcomeKind.Cancelled, TaskStatus.Cancelled, 1)]
-    public void FromQueue_ReaperOutcome_SameStepsAsTheQueueDecided(OutcomeKind kind, TaskStatus status, int steps)
+    [Fact]
+    public void ForEnd_Shutdown_InfrastructureFailureRetriedAtOnce()
     {
-        var outcome = new AttemptOutcome(kind, status) { RetryAt = kind == OutcomeKind.Retry ? Now : null };
+        var (decision, result) = AttemptDecision.ForEnd(AttemptEnd.Shutdown, new ExecutionResult { Verdict = Verdict.Cancelled }, Task() with { Attempt = 1 }, Now, random: 0.5);
 
-        var transitions = AttemptDecision.FromQueue(outcome).ToTransitions(Id, 9, null, "lease expired", null);
+        Assert.Equal((TaskStatus.Failed, FailureKind.Infrastructure, Now), (decision.Status, decision.Failure, decision.RetryAt));
+        Assert.Equal(Verdict.InternalError, result.Verdict);
+    }
 
-        Assert.Equal(steps, transitions.Count);
-        Assert.Equal(status, transitions[0].To);
-        Assert.Equal(kind == OutcomeKind.DeadLetter ? true : null, transitions[0].DeadLettered);
+    [Theory]
+    [InlineData(AttemptEnd.PastDeadline, Verdict.TimeLimit, TaskStatus.Timeout)]
+    [InlineData(AttemptEnd.Cancelled, Verdict.Cancelled, TaskStatus.Cancelled)]
+    [InlineData(AttemptEnd.Ran, Verdict.RuntimeError, TaskStatus.Failed)]
+    public void ForEnd_HowTheRunEnded_DecidesTheVerdictRecorded(AttemptEnd end, Verdict verdict, TaskStatus status)
+    {
+        var (decision, result) = AttemptDecision.ForEnd(end, new ExecutionResult { Verdict = Verdict.RuntimeError, ExitCode = 1 }, Task() with { Attempt = 1 }, Now, random: 0.5);
+
+        Assert.Equal((verdict, status), (result.Verdict, decision.Status));
+    }
+
+    /// <summary>The reaper and the worker decide with the same function and the task's own policy: the same lost attempt waits the same.</summary>
+    [Fact]
+    public void ForLostLease_PastDeadline_RetriedWithTheSameBackoffAsATimeoutTheWorkerSaw()
+    {
+        var policy = RetryPolicy.Default with { Base = TimeSpan.FromSeconds(7), Factor = 3 };
+        var task = Task() with { Attempt = 2, Spec = Task().Spec with { Retry = policy } };
+        var reaped = new ReapedTask(Id, "alice", 9, 2, Stalls: 1, CancelRequested: false, PastDeadline: true);
+
+        var (lost, _) = AttemptDecision.ForLostLease(reaped, task, maxStalls: 3, Now, random: 0.25);
+        var (seen, _) = AttemptDecision.ForEnd(AttemptEnd.Ran, new ExecutionResult { Verdict = Verdict.TimeLimit }, task, Now, random: 0.25);
+
+        Assert.Equal(Now + policy.Backoff(2, 0.25), lost.RetryAt);
+        Assert.Equal(seen, lost);
+    }
+
+    [Fact]
+    public void ForLostLease_RetryNotInPolicy_FailsWithoutRetry()
+    {
+        var task = Task() with { Attempt = 1, Spec = Task().Spec with { Retry = RetryPolicy.Default with { On = new HashSet<FailureKind>() } } };
+
+        var (decision, result) = AttemptDecision.ForLostLease(new ReapedTask(Id, "alice", 9, 1, 1, false, false), task, maxStalls: 3, Now, 0.5);
+
+        Assert.Equal((TaskStatus.Failed, false, false), (decision.Status, decision.Retries, decision.DeadLetter));
+        Assert.Equal(AttemptDecision.LeaseLostError, result.Error);
+    }
+
+    [Fact]
+    public void ForLostLease_MoreStallsThanAllowed_DeadLettersAsPoisonWhateverThePolicy()
+    {
+        var task = Task(maxAttempts: 20) with { Attempt = 4 };
+
+        var (decision, result) = AttemptDecision.ForLostLease(new ReapedTask(Id, "alice", 9, 4, Stalls: 4, false, false), task, maxStalls: 3, Now, 0.5);
+
+        Assert.Equal((TaskStatus.Failed, false, true), (decision.Status, decision.Retries, decision.DeadLetter));
+        Assert.Contains("poison", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ForLostLease_CancelRequested_Cancelled()
+    {
+        var (decision, result) = AttemptDecision.ForLostLease(new ReapedTask(Id, "alice", 9, 1, 1, CancelRequested: true, PastDeadline: true), Task() with { Attempt = 1 }, 3, Now, 0.5);
+
+        Assert.Equal((TaskStatus.Cancelled, Verdict.Cancelled), (decision.Status, result.Verdict));
+        Assert.Equal([TaskStatus.Cancelled], decision.Statuses);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Runbox.Api;
+using Runbox.Lifecycle;
 using Runbox.Core.Limits;
 using Runbox.Core.Metrics;
 using Runbox.Core.Seams;
@@ -36,16 +37,15 @@ public sealed class WaitForSettledTests : IAsyncLifetime
         var queueOptions = Options.Create(new QueueOptions { KeyPrefix = "wait-" + Guid.NewGuid().ToString("N") });
         _store = new SqliteTaskStore(Path.Combine(_folder, "runbox.db"), new StoreOptions(), TimeProvider.System);
         _events = new RedisTaskEvents(_redis, queueOptions, TimeProvider.System, NullLogger<RedisTaskEvents>.Instance);
-        _service = new TaskService(
+        var lifecycle = new TaskLifecycle(
             _store,
             new RedisTaskQueue(_redis, queueOptions, TimeProvider.System, NullLogger<RedisTaskQueue>.Instance),
             _events,
-            new NoLanguages(),
-            LimitPolicy.Default,
             new RunboxMetrics(),
-            Options.Create(new ApiOptions()),
+            Options.Create(new LifecycleOptions()),
             TimeProvider.System,
-            NullLogger<TaskService>.Instance);
+            NullLogger<TaskLifecycle>.Instance);
+        _service = new TaskService(_store, _events, lifecycle, new NoLanguages(), LimitPolicy.Default, TimeProvider.System);
     }
 
     public async ValueTask DisposeAsync()

@@ -19,8 +19,6 @@ public sealed class QueueHarness : IAsyncDisposable
             KeyPrefix = "test-" + Guid.NewGuid().ToString("N"),
             LeaseDuration = TimeSpan.FromSeconds(30),
             ReapGrace = TimeSpan.FromSeconds(5),
-            BackoffBase = TimeSpan.FromSeconds(10),
-            BackoffCap = TimeSpan.FromMinutes(5),
         };
         configure?.Invoke(Options);
         Redis = redis;
@@ -55,6 +53,13 @@ public sealed class QueueHarness : IAsyncDisposable
         var leases = await Queue.ClaimAsync(worker, 1, TestContext.Current.CancellationToken);
         return Assert.Single(leases);
     }
+
+    /// <summary>
+    /// What the lifecycle engine does after a take-over, as a test needs it: ends the reaped attempt with a retry
+    /// due now, so the task can be claimed again.
+    /// </summary>
+    public async Task RetryNowAsync(ReapedTask reaped) =>
+        Assert.True(await Queue.FinishAsync(reaped.Lease, new AttemptOutcome(OutcomeKind.Retry, TaskStatus.Failed) { RetryAt = Time.GetUtcNow() }, TestContext.Current.CancellationToken));
 
     public Task<QueuedTaskState?> StateAsync(Guid taskId) => Queue.GetStateAsync(taskId, TestContext.Current.CancellationToken);
 

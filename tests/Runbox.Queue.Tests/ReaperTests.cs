@@ -3,6 +3,10 @@ using Runbox.Core.Tasks;
 
 namespace Runbox.Queue.Tests;
 
+/// <summary>
+/// The queue's half of ending a lost attempt: the take-over (bump the fence, count the stall, lease the
+/// attempt to the reaper). What follows is decided by the lifecycle engine (tests/Runbox.Worker.Tests).
+/// </summary>
 public sealed class ReaperTests(RedisFixture redis)
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
@@ -24,73 +28,78 @@ public sealed class ReaperTests(RedisFixture redis)
     }
 
     [Fact]
-    public async Task Reap_ExpiredLeaseWithAttemptsLeft_BumpsFenceAndRetriesWithBackoff()
+    public async Task Reap_ExpiredLease_BumpsTheFenceCountsTheStallAndHoldsTheAttempt()
     {
         await using var h = new QueueHarness(redis.Redis);
         var item = await h.EnqueueAsync("alice");
         var lease = await h.ClaimOneAsync();
         Expire(h);
-        var now = h.Time.GetUtcNow();
 
         var reaped = Assert.Single(await h.Queue.ReapAsync(10, Token));
+
+        Assert.Equal((item.TaskId, "alice", lease.Fence + 1, 1, 1, false, false),
+            (reaped.TaskId, reaped.User, reaped.NewFence, reaped.Attempt, reaped.Stalls, reaped.CancelRequested, reaped.PastDeadline));
+        // Still running, held by the reaper: the user's count stays until the attempt is ended, and the lost
+        // worker's writes are stale.
+        Assert.Equal(("running", lease.Fence + 1), ((await h.StateAsync(item.TaskId))!.State, (await h.StateAsync(item.TaskId))!.Fence));
+        Assert.Equal(1, (await h.RunningCountsAsync())["alice"]);
+        Assert.Equal(LeaseState.Lost, Assert.Single(await h.Queue.HeartbeatAsync("w1", [lease], Token)).State);
         Assert.Empty(await h.Queue.ReapAsync(10, Token));
-
-        Assert.Equal((item.TaskId, "alice", lease.Fence + 1, 1), (reaped.TaskId, reaped.User, reaped.NewFence, reaped.Attempt));
-        Assert.Equal((OutcomeKind.Retry, TaskStatus.Failed), (reaped.Outcome.Kind, reaped.Outcome.Status));
-        // Backoff for attempt 1 is the base (10 s here) ± 20% jitter.
-        var wait = reaped.Outcome.RetryAt!.Value - now;
-        Assert.InRange(wait, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(12));
-        Assert.Equal(RedisTaskQueue.LeaseExpiredError, reaped.Outcome.Error);
-        Assert.Empty(await h.RunningCountsAsync());
-        Assert.Empty(await h.Queue.ClaimAsync("w", 1, Token));
-
-        h.Time.Advance(wait);
-        var again = await h.ClaimOneAsync();
-        Assert.Equal((2, lease.Fence + 2), (again.Attempt, again.Fence));
     }
 
     [Fact]
-    public async Task Reap_ExpiredLeaseOnLastAttempt_DeadLetters()
+    public async Task Reap_ThenFinishUnderTheNewFence_EndsTheAttemptAsDecided()
     {
-        await using var h = new QueueHarness(redis.Redis, o => o.BackoffBase = TimeSpan.Zero);
-        var item = await h.EnqueueAsync("alice", change: i => i with { MaxAttempts = 2 });
-        await h.ClaimOneAsync();
+        await using var h = new QueueHarness(redis.Redis);
+        var item = await h.EnqueueAsync("alice");
+        var lease = await h.ClaimOneAsync();
         Expire(h);
-        Assert.Equal(OutcomeKind.Retry, Assert.Single(await h.Queue.ReapAsync(10, Token)).Outcome.Kind);
-        await h.ClaimOneAsync();
-        Expire(h);
-
         var reaped = Assert.Single(await h.Queue.ReapAsync(10, Token));
 
-        Assert.Equal((OutcomeKind.DeadLetter, TaskStatus.Failed, 2), (reaped.Outcome.Kind, reaped.Outcome.Status, reaped.Attempt));
+        Assert.False(await h.Queue.FinishAsync(lease, new AttemptOutcome(OutcomeKind.Completed, TaskStatus.Completed), Token));
+        Assert.True(await h.Queue.FinishAsync(reaped.Lease, new AttemptOutcome(OutcomeKind.DeadLetter, TaskStatus.Failed), Token));
+
         var state = await h.StateAsync(item.TaskId);
         Assert.Equal(("failed", true), (state!.State, state.Dead));
-        Assert.Equal(1, (await h.Queue.GetStatsAsync(Token)).DeadLettered);
+        Assert.Empty(await h.RunningCountsAsync());
+    }
+
+    /// <summary>A reaper that died after the take-over: the attempt is taken over again, and that is not another stall of the task.</summary>
+    [Fact]
+    public async Task Reap_TakeOverNotFinished_TakenOverAgainWithoutCountingAStall()
+    {
+        await using var h = new QueueHarness(redis.Redis);
+        await h.EnqueueAsync("alice");
+        await h.ClaimOneAsync();
+        Expire(h);
+        var first = Assert.Single(await h.Queue.ReapAsync(10, Token));
+
+        Expire(h);
+        var again = Assert.Single(await h.Queue.ReapAsync(10, Token));
+
+        Assert.Equal((first.NewFence + 1, 1), (again.NewFence, again.Stalls));
     }
 
     [Fact]
-    public async Task Reap_TaskStalledMoreThanMaxStalls_DeadLettersAsPoison()
+    public async Task Reap_EveryLostLease_CountsAStall()
     {
-        await using var h = new QueueHarness(redis.Redis, o =>
-        {
-            o.MaxStalls = 2;
-            o.BackoffBase = TimeSpan.Zero;
-        });
-        var item = await h.EnqueueAsync("alice", change: i => i with { MaxAttempts = 20 });
-        var kinds = new List<OutcomeKind>();
+        await using var h = new QueueHarness(redis.Redis);
+        await h.EnqueueAsync("alice", change: i => i with { MaxAttempts = 20 });
+        var stalls = new List<int>();
         for (var i = 0; i < 3; i++)
         {
             await h.ClaimOneAsync();
             Expire(h);
-            kinds.Add(Assert.Single(await h.Queue.ReapAsync(10, Token)).Outcome.Kind);
+            var reaped = Assert.Single(await h.Queue.ReapAsync(10, Token));
+            stalls.Add(reaped.Stalls);
+            await h.RetryNowAsync(reaped);
         }
 
-        Assert.Equal([OutcomeKind.Retry, OutcomeKind.Retry, OutcomeKind.DeadLetter], kinds);
-        Assert.True((await h.StateAsync(item.TaskId))!.Dead);
+        Assert.Equal([1, 2, 3], stalls);
     }
 
     [Fact]
-    public async Task Reap_CancelFlaggedTask_Cancelled()
+    public async Task Reap_CancelFlaggedTask_SaysSo()
     {
         await using var h = new QueueHarness(redis.Redis);
         var item = await h.EnqueueAsync("alice");
@@ -100,24 +109,20 @@ public sealed class ReaperTests(RedisFixture redis)
 
         var reaped = Assert.Single(await h.Queue.ReapAsync(10, Token));
 
-        Assert.Equal((OutcomeKind.Cancelled, TaskStatus.Cancelled), (reaped.Outcome.Kind, reaped.Outcome.Status));
-        Assert.Equal("cancelled", (await h.StateAsync(item.TaskId))!.State);
+        Assert.True(reaped.CancelRequested);
     }
 
     [Fact]
-    public async Task Reap_PastRunDeadline_TimesOutAndRetriesOrFailsByPolicy()
+    public async Task Reap_PastRunDeadline_SaysSo()
     {
         await using var h = new QueueHarness(redis.Redis);
-        var retried = await h.EnqueueAsync("alice", change: i => i with { RunDeadline = TimeSpan.FromSeconds(10) });
-        var notRetried = await h.EnqueueAsync("bob", change: i => i with { RunDeadline = TimeSpan.FromSeconds(10), RetryOnTimeout = false });
-        await h.Queue.ClaimAsync("w", 2, Token);
+        var late = await h.EnqueueAsync("alice", change: i => i with { RunDeadline = TimeSpan.FromSeconds(10) });
+        await h.ClaimOneAsync();
         h.Time.Advance(TimeSpan.FromSeconds(10) + h.Options.ReapGrace + TimeSpan.FromMilliseconds(1));
 
-        var reaped = (await h.Queue.ReapAsync(10, Token)).ToDictionary(r => r.TaskId);
+        var reaped = Assert.Single(await h.Queue.ReapAsync(10, Token));
 
-        Assert.Equal((OutcomeKind.Retry, TaskStatus.Timeout), (reaped[retried.TaskId].Outcome.Kind, reaped[retried.TaskId].Outcome.Status));
-        Assert.Equal((OutcomeKind.Failed, TaskStatus.Timeout), (reaped[notRetried.TaskId].Outcome.Kind, reaped[notRetried.TaskId].Outcome.Status));
-        Assert.Equal("timeout", (await h.StateAsync(notRetried.TaskId))!.State);
+        Assert.Equal((late.TaskId, true), (reaped.TaskId, reaped.PastDeadline));
     }
 
     [Fact]

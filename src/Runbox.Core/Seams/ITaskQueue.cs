@@ -40,7 +40,13 @@ public interface ITaskQueue
     /// <summary>Removes a pending task at once, or flags a running one and nudges its worker.</summary>
     Task<CancelResult> CancelAsync(Guid taskId, CancellationToken cancellationToken);
 
-    /// <summary>Handles up to <paramref name="max"/> expired leases: bumps each fence, then retries, times out or dead-letters.</summary>
+    /// <summary>
+    /// Takes over up to <paramref name="max"/> attempts whose lease expired: bumps each fence (the lost holder's
+    /// writes are stale from then on), counts the stall and leases the attempt to the caller under the new fence
+    /// for the queue's lease duration. The caller decides what follows and ends the attempt with
+    /// <see cref="FinishAsync"/> under that fence; one that fails to lets the lease expire, and the attempt is
+    /// taken over again (without counting another stall).
+    /// </summary>
     Task<IReadOnlyList<ReapedTask>> ReapAsync(int max, CancellationToken cancellationToken);
 
     /// <summary>Takes a dead-lettered task out of the dead letters and queues it again with a fresh attempt budget.</summary>
@@ -94,8 +100,6 @@ public sealed record QueueItem(Guid TaskId, string User, int Priority)
     /// <summary>Attempts started so far.</summary>
     public int Attempt { get; init; }
     public int MaxAttempts { get; init; } = 3;
-    public bool RetryOnInfrastructure { get; init; } = true;
-    public bool RetryOnTimeout { get; init; } = true;
     /// <summary>How long an attempt may hold its lease in all (compile + run + grace); past it the reaper times the task out.</summary>
     public TimeSpan RunDeadline { get; init; } = TimeSpan.FromMinutes(2);
     public DateTimeOffset? RunAt { get; init; }
@@ -140,7 +144,15 @@ public enum CancelResult
     AlreadyFinished,
 }
 
-public sealed record ReapedTask(Guid TaskId, string User, long NewFence, int Attempt, AttemptOutcome Outcome);
+/// <summary>
+/// An attempt the reaper took over (<see cref="ITaskQueue.ReapAsync"/>): its new fence, how many times the task has
+/// lost its lease so far, whether a cancel was requested and whether it ran past its deadline.
+/// </summary>
+public sealed record ReapedTask(Guid TaskId, string User, long NewFence, int Attempt, int Stalls, bool CancelRequested, bool PastDeadline)
+{
+    /// <summary>The lease the taker-over ends the attempt with.</summary>
+    public Lease Lease => new(TaskId, User, NewFence, Attempt, DateTimeOffset.MinValue);
+}
 
 public enum QueueRestore
 {

@@ -1,4 +1,3 @@
-using Runbox.Core.Retry;
 using Runbox.Core.Seams;
 
 namespace Runbox.Core.Tasks;
@@ -14,8 +13,6 @@ public static class Dispatch
         Fence = task.Fence,
         Attempt = task.Attempt,
         MaxAttempts = task.MaxAttempts,
-        RetryOnInfrastructure = task.Spec.Retry.On.Contains(FailureKind.Infrastructure),
-        RetryOnTimeout = task.Spec.Retry.On.Contains(FailureKind.Timeout),
         RunDeadline = task.Spec.Limits.WallTime + CompileAllowance + deadlineSlack,
         RunAt = task.NextAttemptAt,
     };

@@ -23,6 +23,9 @@ local K_WORKERS = KEYS[10]     -- ZSET worker -> registration expiry (ms)
 
 local PRIORITY_SPAN = 4294967296
 
+-- The owner of an attempt the reaper took over (reap.lua); no worker id starts with '~'.
+local REAPER = '~reaper'
+
 local function task_key(id) return P .. 't:' .. id end
 local function ready_key(user) return P .. 'rq:' .. user end
 
@@ -142,15 +145,6 @@ local function dead_letter(id, state, cap)
   return over
 end
 
--- Exponential backoff with jitter, the formula of Runbox.Core RetryPolicy.Backoff.
-local function backoff_ms(attempt, base, cap, jitter, random)
-  local exponent = math.min(attempt - 1, 62)
-  local raw = base * math.pow(2, exponent)
-  local capped = math.min(raw, cap)
-  local jittered = capped * (1 - jitter + 2 * jitter * random)
-  return math.floor(math.max(0, math.min(jittered, cap)))
-end
-
 -- Writes a fresh pending task over whatever record `old` ({state, fence, dead}) describes. The
 -- fence never goes down: a queue rebuilt from the store keeps the highest fence either side has
 -- seen, so no old fence is ever handed out again.
@@ -165,7 +159,7 @@ local function queue_fresh(a, old)
   end
   local delayed = a.run_at > NOW
   redis.call('HSET', key, 'user', a.user, 'prio', a.prio, 'fence', fence, 'attempt', a.attempt,
-    'max', a.max, 'rinf', a.rinf, 'rto', a.rto, 'runMs', a.run_ms, 'stalls', 0, 'enqueuedAt', NOW,
+    'max', a.max, 'runMs', a.run_ms, 'stalls', 0, 'enqueuedAt', NOW,
     'state', 'pending', 'where', delayed and 'delayed' or 'ready', 'readyAt', NOW)
   if delayed then
     make_delayed(a.id, a.run_at)
@@ -179,8 +173,7 @@ local function fresh_args(first)
   return {
     id = ARGV[first], user = ARGV[first + 1], prio = tonumber(ARGV[first + 2]),
     fence = tonumber(ARGV[first + 3]), attempt = tonumber(ARGV[first + 4]),
-    max = tonumber(ARGV[first + 5]), rinf = ARGV[first + 6], rto = ARGV[first + 7],
-    run_ms = tonumber(ARGV[first + 8]), run_at = tonumber(ARGV[first + 9]),
+    max = tonumber(ARGV[first + 5]), run_ms = tonumber(ARGV[first + 6]), run_at = tonumber(ARGV[first + 7]),
   }
 end
 

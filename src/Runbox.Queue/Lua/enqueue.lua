@@ -1,8 +1,8 @@
--- ARGV[6..]: one group of 10 per task: id, user, prio, fence, attempt, maxAttempts,
--- retryOnInfrastructure, retryOnTimeout, runMs, runAt (0 = now). Returns how many were queued; a
+-- ARGV[6..]: one group of 8 per task: id, user, prio, fence, attempt, maxAttempts, runMs,
+-- runAt (0 = now). Returns how many were queued; a
 -- task already pending or running is left as it is (a repeated enqueue, e.g. by the reconciler).
 local queued = 0
-for first = 6, #ARGV, 10 do
+for first = 6, #ARGV, 8 do
   local a = fresh_args(first)
   a.reason = 'enqueued'
   local old = redis.call('HMGET', task_key(a.id), 'state', 'fence', 'dead')
