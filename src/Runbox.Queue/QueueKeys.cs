@@ -25,6 +25,7 @@ internal sealed class QueueKeys
             Prefix + "transitions",
             Prefix + "counters",
             Prefix + "workers",
+            Prefix + "maintainer",
         ];
         CancelChannel = RedisChannel.Literal(Prefix + "cancel");
         EventsChannel = RedisChannel.Literal(Prefix + "events");

@@ -22,7 +22,7 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     private static readonly string[] Scripts =
     [
         "enqueue", "claim", "heartbeat", "finish", "cancel", "reap", "requeue", "remove", "state",
-        "restore", "recount", "set_user_limit", "stats", "register_worker", "list_workers",
+        "restore", "recount", "set_user_limit", "stats", "register_worker", "list_workers", "lead",
     ];
 
     private readonly IConnectionMultiplexer redis;
@@ -251,6 +251,15 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(worker.Id);
         await RunAsync("register_worker", Args(worker.Id, Milliseconds(options.WorkerTtl), worker.Host, worker.Slots, worker.Busy, worker.Version), cancellationToken);
     }
+
+    public async Task<bool> TryLeadMaintenanceAsync(string candidate, TimeSpan term, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(candidate);
+        return (long)await RunAsync("lead", Args(candidate, Milliseconds(term), 0), cancellationToken) == 1;
+    }
+
+    public async Task ReleaseMaintenanceAsync(string candidate, CancellationToken cancellationToken) =>
+        await RunAsync("lead", Args(candidate, 0, 1), cancellationToken);
 
     public async Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(CancellationToken cancellationToken)
     {

@@ -31,6 +31,9 @@ internal static partial class Log
     [LoggerMessage(17, LogLevel.Information, "Reconciler: task {TaskId} ({Status} in the store): {Outcome}")]
     public static partial void Reconciled(ILogger logger, Guid taskId, string status, string outcome);
 
+    [LoggerMessage(18, LogLevel.Information, "Worker {WorkerId} {Change} the lead of the maintenance (reaper, reconciler, retention)")]
+    public static partial void MaintenanceLead(ILogger logger, string workerId, string change);
+
     [LoggerMessage(16, LogLevel.Warning, "Reconciler: the running counts of {Users} users did not match their running tasks (Redis lost data) and were corrected")]
     public static partial void RunningRecounted(ILogger logger, int users);
 }

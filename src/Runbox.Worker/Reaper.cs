@@ -1,6 +1,3 @@
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Runbox.Core.Seams;
 using Runbox.Lifecycle;
 
@@ -10,34 +7,11 @@ namespace Runbox.Worker;
 /// Ends the attempts of workers that died or froze: the queue hands each expired lease over under a new
 /// fence (so the lost worker's late writes are refused), and the lifecycle engine ends the attempt by the
 /// task's own retry policy. Both halves are idempotent; an attempt whose hand-over was not finished is
-/// taken over again when its lease expires.
+/// taken over again when its lease expires. Run by <see cref="Maintenance"/> on one process at a time.
 /// </summary>
-public sealed class Reaper(
-    ITaskQueue queue,
-    TaskLifecycle lifecycle,
-    IOptions<WorkerOptions> options,
-    TimeProvider time,
-    ILogger<Reaper> logger) : BackgroundService
+public sealed class Reaper(ITaskQueue queue, TaskLifecycle lifecycle)
 {
-    private const int BatchSize = 100;
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.ReapInterval, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                while (await ReapOnceAsync(stoppingToken) == BatchSize)
-                {
-                }
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                Log.LoopError(logger, exception);
-            }
-        }
-    }
+    public const int BatchSize = 100;
 
     /// <summary>One bounded pass; returns how many leases it handled.</summary>
     public async Task<int> ReapOnceAsync(CancellationToken cancellationToken)

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Runbox.Core.Seams;
@@ -12,8 +11,9 @@ namespace Runbox.Worker;
 /// crash between the store write and the enqueue, or a Redis that lost its data) is enqueued again;
 /// a running task the queue no longer knows is closed as a lost attempt and retried; what a partial
 /// loss cut off (a record without its place in the queue or its lease, a user's running count left
-/// up by runs that no longer exist) is put back. Also applies retention. Safe to run in several
-/// processes at once: every queue repair is one idempotent script and every store write is conditional.
+/// up by runs that no longer exist) is put back. Also applies retention. Run by <see cref="Maintenance"/>
+/// on one process at a time, though it would be safe in several: every queue repair is one idempotent
+/// script and every store write is conditional.
 /// </summary>
 public sealed class Reconciler(
     ITaskQueue queue,
@@ -21,26 +21,9 @@ public sealed class Reconciler(
     TaskLifecycle lifecycle,
     IOptions<WorkerOptions> options,
     TimeProvider time,
-    ILogger<Reconciler> logger) : BackgroundService
+    ILogger<Reconciler> logger)
 {
     private const int PageSize = 200;
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.ReconcileInterval, time);
-        do
-        {
-            try
-            {
-                await ReconcileOnceAsync(stoppingToken);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                Log.LoopError(logger, exception);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
 
     /// <summary>One full pass; returns how many tasks it repaired.</summary>
     public async Task<int> ReconcileOnceAsync(CancellationToken cancellationToken)

@@ -35,7 +35,7 @@ public sealed class WorkerPool : BackgroundService
         _time = time;
         _logger = logger;
         _slots = new SemaphoreSlim(_options.Slots, _options.Slots);
-        WorkerId = _options.Id ?? $"{Environment.MachineName}-{Environment.ProcessId}";
+        WorkerId = _options.WorkerId;
     }
 
     public string WorkerId { get; }

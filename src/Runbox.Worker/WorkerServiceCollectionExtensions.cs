@@ -8,7 +8,7 @@ namespace Runbox.Worker;
 
 public static class WorkerServiceCollectionExtensions
 {
-    /// <summary>The worker pool with its reaper and reconciler. Needs a store, queue, events and sandbox.</summary>
+    /// <summary>The worker pool and the maintenance it may lead (reaper, reconciler). Needs a store, queue, events and sandbox.</summary>
     public static IServiceCollection AddRunboxWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
@@ -22,9 +22,9 @@ public static class WorkerServiceCollectionExtensions
             sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WorkerPool>>()));
         services.AddHostedService(sp => sp.GetRequiredService<WorkerPool>());
         services.AddSingleton<Reaper>();
-        services.AddHostedService(sp => sp.GetRequiredService<Reaper>());
         services.AddSingleton<Reconciler>();
-        services.AddHostedService(sp => sp.GetRequiredService<Reconciler>());
+        services.AddSingleton<Maintenance>();
+        services.AddHostedService(sp => sp.GetRequiredService<Maintenance>());
 
         // Shutdown must outlast the pool's grace period, or the host would cut off the hand-back.
         services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>

@@ -28,6 +28,8 @@ public static class TestEnvironment
             ["Runbox__Redis"] = Redis,
             ["Runbox__Queue__KeyPrefix"] = prefix,
             ["Runbox__Worker__ReapInterval"] = "00:00:01",
+            // A killed leader's maintenance passes to a survivor within this (the default is 10 s).
+            ["Runbox__Worker__MaintenanceTerm"] = "00:00:03",
         };
         foreach (var (key, value) in more ?? [])
         {

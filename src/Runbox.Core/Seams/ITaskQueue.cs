@@ -90,6 +90,16 @@ public interface ITaskQueue
 
     Task RegisterWorkerAsync(WorkerInfo worker, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Takes or renews the lead of the cluster's maintenance (reaper, reconciler, retention) for <paramref name="term"/>;
+    /// true while <paramref name="candidate"/> holds it. One process holds it at a time; when it stops renewing,
+    /// another takes it once the term has run out.
+    /// </summary>
+    Task<bool> TryLeadMaintenanceAsync(string candidate, TimeSpan term, CancellationToken cancellationToken);
+
+    /// <summary>Gives the lead up at once, if <paramref name="candidate"/> holds it (a clean stop).</summary>
+    Task ReleaseMaintenanceAsync(string candidate, CancellationToken cancellationToken);
+
     Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(CancellationToken cancellationToken);
 }
 

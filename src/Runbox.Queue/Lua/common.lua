@@ -20,6 +20,7 @@ local K_MARKER = KEYS[7]       -- ZSET wake-up marker for BZPOPMIN
 local K_TRANSITIONS = KEYS[8]  -- STREAM of every transition, capped
 local K_COUNTERS = KEYS[9]     -- HASH of monotonic counters (deadTrimmed)
 local K_WORKERS = KEYS[10]     -- ZSET worker -> registration expiry (ms)
+local K_MAINTAINER = KEYS[11]  -- HASH holder, until: the process that runs the maintenance (lead.lua)
 
 local PRIORITY_SPAN = 4294967296
 

@@ -28,6 +28,8 @@ public static class FaultEnvironment
             ["Runbox__Queue__ReapGrace"] = "00:00:00.500",
             ["Runbox__Worker__HeartbeatInterval"] = "00:00:01",
             ["Runbox__Worker__ReapInterval"] = "00:00:01",
+            // A killed leader's maintenance passes to a survivor within this (the default is 10 s).
+            ["Runbox__Worker__MaintenanceTerm"] = "00:00:03",
             ["Runbox__Worker__ReconcileInterval"] = "00:00:02",
             ["Runbox__Worker__ShutdownGrace"] = "00:00:05",
         };
