@@ -10,6 +10,4 @@ internal static partial class Log
     [LoggerMessage(2, LogLevel.Information, "Stopped while starting")]
     public static partial void StoppedDuringStartup(ILogger logger);
 
-    [LoggerMessage(3, LogLevel.Warning, "Could not announce this worker's languages in Redis; trying again shortly")]
-    public static partial void LanguagesNotAnnounced(ILogger logger, Exception exception);
 }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Runbox.Core.Seams;
@@ -17,6 +18,8 @@ namespace Runbox.Queue;
 public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
 {
     private const int CommonArgs = 5;
+
+    private static readonly JsonSerializerOptions LanguagesJson = new(JsonSerializerDefaults.Web);
     private const int FreshTaskArgCount = 8;
 
     private static readonly string[] Scripts =
@@ -249,7 +252,8 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     public async Task RegisterWorkerAsync(WorkerInfo worker, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(worker.Id);
-        await RunAsync("register_worker", Args(worker.Id, Milliseconds(options.WorkerTtl), worker.Host, worker.Slots, worker.Busy, worker.Version), cancellationToken);
+        await RunAsync("register_worker", Args(worker.Id, Milliseconds(options.WorkerTtl), worker.Host, worker.Slots, worker.Busy, worker.Version,
+            JsonSerializer.Serialize(worker.Languages, LanguagesJson)), cancellationToken);
     }
 
     public async Task<bool> TryLeadMaintenanceAsync(string candidate, TimeSpan term, CancellationToken cancellationToken)
@@ -264,10 +268,13 @@ public sealed class RedisTaskQueue : ITaskQueue, IAsyncDisposable
     public async Task<IReadOnlyList<WorkerInfo>> ListWorkersAsync(CancellationToken cancellationToken)
     {
         var result = (RedisValue[])(await RunAsync("list_workers", Args(), cancellationToken))!;
-        var workers = new List<WorkerInfo>(result.Length / 6);
-        for (var i = 0; i < result.Length; i += 6)
+        var workers = new List<WorkerInfo>(result.Length / 7);
+        for (var i = 0; i < result.Length; i += 7)
         {
-            workers.Add(new WorkerInfo(result[i]!, result[i + 1]!, (int)result[i + 2], (int)result[i + 3], FromMilliseconds((long)result[i + 4]), result[i + 5]!));
+            workers.Add(new WorkerInfo(result[i]!, result[i + 1]!, (int)result[i + 2], (int)result[i + 3], FromMilliseconds((long)result[i + 4]), result[i + 5]!)
+            {
+                Languages = result[i + 6].IsNullOrEmpty ? [] : JsonSerializer.Deserialize<List<LanguageInfo>>(result[i + 6].ToString(), LanguagesJson) ?? [],
+            });
         }
         return workers;
     }

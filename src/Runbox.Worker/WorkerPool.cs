@@ -17,6 +17,7 @@ public sealed class WorkerPool : BackgroundService
     private static readonly string Version = typeof(WorkerPool).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
 
     private readonly ITaskQueue _queue;
+    private readonly ISandbox _sandbox;
     private readonly AttemptRunner _runner;
     private readonly WorkerOptions _options;
     private readonly TimeProvider _time;
@@ -27,9 +28,10 @@ public sealed class WorkerPool : BackgroundService
     private readonly SemaphoreSlim _slots;
     private readonly CancellationTokenSource _hardStop = new();
 
-    internal WorkerPool(ITaskQueue queue, AttemptRunner runner, IOptions<WorkerOptions> options, TimeProvider time, ILogger<WorkerPool> logger)
+    internal WorkerPool(ITaskQueue queue, ISandbox sandbox, AttemptRunner runner, IOptions<WorkerOptions> options, TimeProvider time, ILogger<WorkerPool> logger)
     {
         _queue = queue;
+        _sandbox = sandbox;
         _runner = runner;
         _options = options.Value;
         _time = time;
@@ -155,7 +157,11 @@ public sealed class WorkerPool : BackgroundService
         {
             try
             {
-                await _queue.RegisterWorkerAsync(new WorkerInfo(WorkerId, Environment.MachineName, _options.Slots, _active.Count, _time.GetUtcNow(), Version), cancellationToken);
+                // With its languages, which API processes offer: they drop out with the registration when the
+                // worker stops, and Redis gets them back within a heartbeat when it lost them.
+                await _queue.RegisterWorkerAsync(
+                    new WorkerInfo(WorkerId, Environment.MachineName, _options.Slots, _active.Count, _time.GetUtcNow(), Version) { Languages = _sandbox.Languages },
+                    cancellationToken);
                 var attempts = _active.Values.ToList();
                 if (attempts.Count == 0)
                 {

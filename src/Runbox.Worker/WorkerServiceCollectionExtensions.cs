@@ -16,6 +16,7 @@ public static class WorkerServiceCollectionExtensions
         services.AddSingleton<AttemptRunner>();
         services.AddSingleton(sp => new WorkerPool(
             sp.GetRequiredService<Core.Seams.ITaskQueue>(),
+            sp.GetRequiredService<Core.Seams.ISandbox>(),
             sp.GetRequiredService<AttemptRunner>(),
             sp.GetRequiredService<IOptions<WorkerOptions>>(),
             sp.GetRequiredService<TimeProvider>(),

@@ -40,6 +40,7 @@ public sealed class SplitRolesTests
         Assert.Equal(2, workersSeen.Count);
         var workers = (await client.SendAsync(HttpMethod.Get, "/v1/workers")).Body!.AsArray();
         Assert.Equal(2, workers.Count);
+        Assert.All(workers, w => Assert.Contains("python", w!["languages"]!.AsArray().Select(l => (string?)l)));
         var languages = (await client.SendAsync(HttpMethod.Get, "/v1/languages")).Body!.AsArray();
         Assert.Contains(languages, l => (string?)l!["id"] == "python");
     }

@@ -110,12 +110,17 @@ public sealed class EnqueueTests(RedisFixture redis)
     public async Task ListWorkers_WorkerStopsRegistering_DisappearsAfterTtl()
     {
         await using var h = new QueueHarness(redis.Redis, o => o.WorkerTtl = TimeSpan.FromSeconds(30));
-        await h.Queue.RegisterWorkerAsync(new WorkerInfo("w1", "host-a", 8, 3, QueueHarness.Start, "1.0"), Token);
+        var python = new LanguageInfo("python", "Python 3", "3.11.2", "main.py", Compiled: false);
+        await h.Queue.RegisterWorkerAsync(new WorkerInfo("w1", "host-a", 8, 3, QueueHarness.Start, "1.0") { Languages = [python] }, Token);
         h.Time.Advance(TimeSpan.FromSeconds(20));
         await h.Queue.RegisterWorkerAsync(new WorkerInfo("w2", "host-b", 4, 0, QueueHarness.Start, "1.0"), Token);
 
         var both = await h.Queue.ListWorkersAsync(Token);
-        Assert.Equal(new WorkerInfo("w1", "host-a", 8, 3, QueueHarness.Start, "1.0"), both.Single(w => w.Id == "w1"));
+        var first = both.Single(w => w.Id == "w1");
+        Assert.Equal(("host-a", 8, 3, QueueHarness.Start, "1.0"), (first.Host, first.Slots, first.Busy, first.LastHeartbeat, first.Version));
+        // The languages a worker offers travel with its registration, and go with it.
+        Assert.Equal([python], first.Languages);
+        Assert.Empty(both.Single(w => w.Id == "w2").Languages);
 
         h.Time.Advance(TimeSpan.FromSeconds(15));
         var live = Assert.Single(await h.Queue.ListWorkersAsync(Token));

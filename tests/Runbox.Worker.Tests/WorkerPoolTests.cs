@@ -23,10 +23,14 @@ public sealed class WorkerPoolTests(RedisFixture redis)
         var task = await h.SubmitAsync();
 
         var done = await WaitForAsync(h, task.Id, t => t.Status == TaskStatus.Completed);
+        var registered = Assert.Single(await h.Queue.ListWorkersAsync(Ct));
         await pool.StopAsync(Ct);
 
         Assert.Equal("hi\n", done.Result!.Stdout);
         Assert.Equal("completed", (await h.QueuedAsync(task.Id))!.State);
+        // The registration carries the languages, which API processes offer (WorkerLanguageDirectory).
+        Assert.Equal("w1", registered.Id);
+        Assert.Equal(["python"], registered.Languages.Select(l => l.Id));
     }
 
     /// <summary>On shutdown, attempts still running past the grace are stopped and handed back, to be claimed again at once.</summary>
@@ -88,7 +92,7 @@ public sealed class WorkerPoolTests(RedisFixture redis)
     {
         options ??= new WorkerOptions { Id = "w1", Slots = 2, ShutdownGrace = grace ?? TimeSpan.FromSeconds(20) };
         var runner = new AttemptRunner(h.Lifecycle, h.Events, sandbox, h.Metrics, h.Time, NullLogger<AttemptRunner>.Instance);
-        return new WorkerPool(h.Queue, runner, Options.Create(options), h.Time, NullLogger<WorkerPool>.Instance);
+        return new WorkerPool(h.Queue, sandbox, runner, Options.Create(options), h.Time, NullLogger<WorkerPool>.Instance);
     }
 
     private static async Task<TaskRecord> WaitForAsync(LifecycleHarness h, Guid id, Func<TaskRecord, bool> done)

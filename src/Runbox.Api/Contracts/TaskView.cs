@@ -121,7 +121,8 @@ public sealed record QueueView(
     long DeadLetterTrimmed,
     long? OldestPendingAgeMs);
 
-public sealed record WorkerView(string Id, string Host, int Slots, int Busy, DateTimeOffset LastHeartbeat, string Version);
+/// <summary>A live worker process; <c>languages</c> are the ids its sandbox offers.</summary>
+public sealed record WorkerView(string Id, string Host, int Slots, int Busy, DateTimeOffset LastHeartbeat, string Version, IReadOnlyList<string> Languages);
 
 public sealed record StatusEventView(string Status, int Attempt);
 

@@ -43,7 +43,7 @@ public static class QueueEndpoints
     public static async Task<Ok<IReadOnlyList<WorkerView>>> Workers(HttpContext context, ITaskQueue queue)
     {
         var workers = await queue.ListWorkersAsync(context.RequestAborted);
-        return TypedResults.Ok<IReadOnlyList<WorkerView>>(workers.Select(w => new WorkerView(w.Id, w.Host, w.Slots, w.Busy, w.LastHeartbeat, w.Version)).ToList());
+        return TypedResults.Ok<IReadOnlyList<WorkerView>>(workers.Select(w => new WorkerView(w.Id, w.Host, w.Slots, w.Busy, w.LastHeartbeat, w.Version, w.Languages.Select(l => l.Id).ToList())).ToList());
     }
 
     /// <summary>The caller's dead letters; an admin sees everyone's.</summary>

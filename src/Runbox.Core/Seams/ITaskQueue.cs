@@ -185,4 +185,8 @@ public sealed record QueueStats
     public TimeSpan? OldestPendingAge { get; init; }
 }
 
-public sealed record WorkerInfo(string Id, string Host, int Slots, int Busy, DateTimeOffset LastHeartbeat, string Version);
+/// <summary>A worker process as it registers itself (every heartbeat); <see cref="Languages"/> are what its sandbox offers.</summary>
+public sealed record WorkerInfo(string Id, string Host, int Slots, int Busy, DateTimeOffset LastHeartbeat, string Version)
+{
+    public IReadOnlyList<LanguageInfo> Languages { get; init; } = [];
+}
