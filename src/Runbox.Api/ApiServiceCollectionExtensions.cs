@@ -11,6 +11,7 @@ using Runbox.Api.Auth;
 using Runbox.Api.Endpoints;
 using Runbox.Core.Limits;
 using Runbox.Core.Metrics;
+using Runbox.Core.Seams;
 using Runbox.Lifecycle;
 
 namespace Runbox.Api;
@@ -67,10 +68,13 @@ public static class ApiServiceCollectionExtensions
 
     public static WebApplication MapRunboxApi(this WebApplication app)
     {
-        // Anything unexpected is a 500 problem document; stack traces stay in the log.
+        // Redis away is a 503 the client can act on (come back); anything else unexpected is a 500 problem
+        // document. Stack traces stay in the log.
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            ExceptionHandler = context => Problems.Write(context, StatusCodes.Status500InternalServerError, "Internal error", "The server failed; the error is logged."),
+            ExceptionHandler = context => context.Features.Get<IExceptionHandlerFeature>()?.Error is DispatchUnavailableException
+                ? Problems.Unavailable(context, "The dispatch plane (Redis) cannot be reached right now; what was stored stands. Try again shortly.")
+                : Problems.Write(context, StatusCodes.Status500InternalServerError, "Internal error", "The server failed; the error is logged."),
         });
         app.UseStatusCodePages();
         app.UseMiddleware<ApiKeyMiddleware>();

@@ -27,6 +27,16 @@ public static class Problems
 
     public static ProblemHttpResult Conflict(string detail) => Status(StatusCodes.Status409Conflict, "Conflict", detail);
 
+    /// <summary>How long a client told "unavailable" waits before it tries again.</summary>
+    public const int RetryAfterSeconds = 5;
+
+    /// <summary>503 with Retry-After: a dependency is away for now.</summary>
+    public static Task Unavailable(HttpContext context, string detail)
+    {
+        context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Write(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable", detail);
+    }
+
     /// <summary>For middleware, which has no endpoint result to return.</summary>
     public static async Task Write(HttpContext context, int status, string title, string detail)
     {

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using Runbox.Core.Seams;
 using StackExchange.Redis;
 
 namespace Runbox.Queue;
@@ -30,7 +31,27 @@ internal sealed class RedisScripts
             .ToDictionary(script => script.Name);
     }
 
-    public async Task<RedisResult> EvaluateAsync(string name, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken)
+    /// <exception cref="DispatchUnavailableException">Redis could not be reached or did not answer in time.</exception>
+    public async Task<RedisResult> EvaluateAsync(string name, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken) =>
+        await Reach(EvaluateCoreAsync(name, keys, args, cancellationToken));
+
+    /// <summary>
+    /// A call to Redis whose connection failures become <see cref="DispatchUnavailableException"/>, which callers
+    /// (the API's 503) know without knowing the client library.
+    /// </summary>
+    public static async Task<T> Reach<T>(Task<T> call)
+    {
+        try
+        {
+            return await call;
+        }
+        catch (Exception e) when (e is RedisConnectionException or RedisTimeoutException)
+        {
+            throw new DispatchUnavailableException($"Redis cannot be reached: {e.Message}", e);
+        }
+    }
+
+    private async Task<RedisResult> EvaluateCoreAsync(string name, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken)
     {
         var script = scripts[name];
         await EnsureLoadedAsync().WaitAsync(cancellationToken);

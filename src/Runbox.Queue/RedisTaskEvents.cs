@@ -83,7 +83,7 @@ public sealed class RedisTaskEvents : ITaskEvents, IAsyncDisposable
 
     public async Task<string?> LastIdAsync(Guid taskId, CancellationToken cancellationToken)
     {
-        var newest = await redis.GetDatabase().StreamRangeAsync(keys.TaskEvents(taskId), "-", "+", count: 1, messageOrder: Order.Descending).WaitAsync(cancellationToken);
+        var newest = await RedisScripts.Reach(redis.GetDatabase().StreamRangeAsync(keys.TaskEvents(taskId), "-", "+", count: 1, messageOrder: Order.Descending).WaitAsync(cancellationToken));
         return newest.Length > 0 ? (string?)newest[0].Id : null;
     }
 
@@ -111,7 +111,7 @@ public sealed class RedisTaskEvents : ITaskEvents, IAsyncDisposable
     {
         // "(" makes the start exclusive (Redis 6.2+): the events strictly after the caller's last one.
         RedisValue from = afterId is null ? "-" : "(" + afterId;
-        var entries = await redis.GetDatabase().StreamRangeAsync(keys.TaskEvents(taskId), from, "+", options.EventsPerTask).WaitAsync(cancellationToken);
+        var entries = await RedisScripts.Reach(redis.GetDatabase().StreamRangeAsync(keys.TaskEvents(taskId), from, "+", options.EventsPerTask).WaitAsync(cancellationToken));
         var events = new List<TaskEvent>(entries.Length);
         foreach (var entry in entries)
         {

@@ -41,7 +41,7 @@ public sealed class RedisFaultTests
     /// Cancelling a pending task is a store write too, and stands.
     /// </summary>
     [Fact]
-    public async Task RedisDown_SubmitIsAccepted_AndRunsWhenRedisIsBack()
+    public async Task RedisDown_SubmitIsAccepted_QueueViewIs503_AndTheTaskRunsWhenRedisIsBack()
     {
         var port = RunboxProcess.FreePort();
         var redis = await FaultEnvironment.StartRedisAsync(port);
@@ -62,6 +62,11 @@ public sealed class RedisFaultTests
             var (cancelStatus, cancelled, _) = await client.SendAsync(HttpMethod.Post, $"/v1/tasks/{dropped}/cancel");
             Assert.Equal(System.Net.HttpStatusCode.OK, cancelStatus);
             Assert.Equal("cancelled", (string?)cancelled!["status"]);
+            // What needs Redis alone is a 503 a client can act on, not a 500.
+            var (queueStatus, problem, queueResponse) = await client.SendAsync(HttpMethod.Get, "/v1/queue");
+            Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, queueStatus);
+            Assert.Equal("5", queueResponse.Headers.GetValues("Retry-After").Single());
+            Assert.Equal(503, (int?)problem!["status"]);
 
             redis = await FaultEnvironment.StartRedisAsync(port);
             var task = await client.WaitForStatusAsync(id, "completed", TimeSpan.FromSeconds(60));
@@ -203,9 +208,9 @@ public sealed class RedisFaultTests
     }
 
     /// <summary>
-    /// The multi-machine shape loses everything in Redis, the workers' announced languages too: the API
-    /// (which has no toolchains of its own) must learn them again, or it refuses every task as an
-    /// unknown language once its cache of them runs out.
+    /// The multi-machine shape loses everything in Redis, the workers' registrations and the languages they
+    /// carry too: the API (which has no toolchains of its own) must learn them again, or it refuses every task
+    /// as an unknown language. Workers register again with every heartbeat.
     /// </summary>
     [Fact]
     public async Task RedisFlushed_SplitRoles_LanguagesAnnouncedAgain()
@@ -216,10 +221,8 @@ public sealed class RedisFaultTests
         using var client = new ApiClient(api.BaseAddress);
         await client.SubmitAsync(new { language = "bash", source = "echo before" }, wait: true);
 
-        Assert.Contains($"{env["Runbox__Queue__KeyPrefix"]}:languages", await DeleteClusterKeysAsync(env));
+        Assert.Contains($"{{{env["Runbox__Queue__KeyPrefix"]}}}:workers", await DeleteClusterKeysAsync(env));
 
-        // Past the API's cache of the languages (10 s), so what it offers comes from Redis again.
-        await Task.Delay(TimeSpan.FromSeconds(11), TestContext.Current.CancellationToken);
         await client.WaitForEndpointAsync("/v1/languages", l => l.AsArray().Any(language => (string?)language!["id"] == "bash"), TimeSpan.FromSeconds(20));
         var task = await client.SubmitAsync(new { language = "bash", source = "echo after" }, wait: true);
         Assert.Equal("after\n", (string?)task["result"]!["stdout"]);
