@@ -55,6 +55,9 @@ internal sealed class ContainerRunner(
     /// <summary>After init's death the kernel kills the rest of the pid namespace, so the pipes close at once.</summary>
     private static readonly TimeSpan PipeDrainTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long the runtime may take to exit after its container was killed.</summary>
+    private static readonly TimeSpan RuntimeExitTimeout = TimeSpan.FromSeconds(10);
+
     /// <summary>How long the pipes may stay open after the runtime exited before what holds them is killed.</summary>
     private static readonly TimeSpan PipeLingerTimeout = TimeSpan.FromSeconds(1);
 
@@ -161,7 +164,14 @@ internal sealed class ContainerRunner(
             if (!exit.IsCompleted)
             {
                 await runtime.KillAsync(spec.ContainerId, "KILL", all: true);
-                await exit;
+                if (await Task.WhenAny(exit, Task.Delay(RuntimeExitTimeout, time)) != exit)
+                {
+                    // The runtime hangs (it waits on something that never comes): end it and whatever is
+                    // left of the run, so the slot is never held for ever.
+                    cgroup.KillAll();
+                    run.Kill(entireProcessTree: true);
+                    await exit;
+                }
             }
             if (stdinWriter is not null)
             {

@@ -12,7 +12,7 @@ namespace Runbox.Sandbox.Runtime;
 /// runtime creates no cgroups: the caller starts it inside the cgroups the container is to have
 /// (<see cref="Cgroups.CgroupPlacement"/>).
 /// </summary>
-internal sealed class OciRuntime(string name, string path, string? root, ILogger logger, bool readOnlyBinary = false, bool managesCgroups = true)
+internal sealed class OciRuntime(string name, string path, string? root, ILogger logger, bool readOnlyBinary = false, bool managesCgroups = true, TimeSpan? commandTimeout = null)
 {
     public const string Crun = "crun";
     public const string Runc = "runc";
@@ -39,7 +39,7 @@ internal sealed class OciRuntime(string name, string path, string? root, ILogger
 
     /// <summary>The same runtime, told to create no cgroups.</summary>
     public OciRuntime WithoutCgroupManager() => CanRunWithoutCgroupManager
-        ? new(Name, Path, root, logger, readOnlyBinary, managesCgroups: false)
+        ? new(Name, Path, root, logger, readOnlyBinary, managesCgroups: false, commandTimeout)
         : throw new InvalidOperationException($"{Name} always manages cgroups");
 
     /// <summary>
@@ -147,9 +147,23 @@ internal sealed class OciRuntime(string name, string path, string? root, ILogger
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(CommandTimeout);
+        }
+        catch (TimeoutException)
+        {
+            // A hung runtime must not hold a slot (or the startup) for ever: it is killed, and the caller
+            // sees a failure it can report.
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            throw new SandboxException($"{Name} {string.Join(' ', args)} did not finish within {CommandTimeout.TotalSeconds:0} s and was killed");
+        }
         return new CliResult(process.ExitCode, await output, (await error).Trim());
     }
+
+    /// <summary>The longest one runtime command (kill, delete, list, state) may take; they take milliseconds.</summary>
+    private TimeSpan CommandTimeout { get; } = commandTimeout ?? TimeSpan.FromSeconds(30);
 
     private void Prepare(ProcessStartInfo info)
     {
