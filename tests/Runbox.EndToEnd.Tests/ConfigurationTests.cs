@@ -20,4 +20,17 @@ public sealed class ConfigurationTests
 
         Assert.Contains("gives one user different Concurrency values", refused.Message, StringComparison.Ordinal);
     }
+
+    /// <summary>An api or a worker on an embedded Redis or a SQLite file would each have its own, and lose the tasks the others see.</summary>
+    [Theory]
+    [InlineData("worker", false)]
+    [InlineData("api", true)]
+    public async Task Start_SplitRoleOnLocalStores_RefusedWithTheReason(string role, bool sharedRedis)
+    {
+        var env = sharedRedis ? TestEnvironment.SharedRedis("e2e-local-" + Guid.NewGuid().ToString("N")[..8]) : [];
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => RunboxProcess.StartAsync(role, TestEnvironment.NewDataDirectory(), env));
+
+        Assert.Contains($"runbox {role} needs the Redis (Runbox:Redis) and the PostgreSQL store (Runbox:Store)", refused.Message, StringComparison.Ordinal);
+    }
 }

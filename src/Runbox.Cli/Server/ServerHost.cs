@@ -34,6 +34,9 @@ public static class ServerHost
     public const int DefaultPort = 8080;
     public const int DefaultWorkerPort = 8081;
 
+    /// <summary>Lets <c>runbox api</c> or <c>runbox worker</c> start on an embedded Redis or a SQLite file (a test bench; tasks do not cross processes).</summary>
+    public const string AllowLocalStoresSetting = "Runbox:AllowLocalStores";
+
     public static async Task<int> RunAsync(Role role, string[] args, CancellationToken cancellationToken)
     {
         var flags = CommandArgs.Parse(args, [], ["port", "data", "slots", "store", "redis"]);
@@ -67,6 +70,17 @@ public static class ServerHost
         builder.Configuration.AddInMemoryCollection(overrides);
         var config = builder.Configuration;
 
+        var storeSetting = config["Runbox:Store"] is { Length: > 0 } configuredStore ? configuredStore : null;
+        if (role != Role.Serve && !config.GetValue<bool>(AllowLocalStoresSetting)
+            && (string.IsNullOrWhiteSpace(config["Runbox:Redis"]) || storeSetting is null || storeSetting.StartsWith(TaskStoreFactory.SqlitePrefix, StringComparison.OrdinalIgnoreCase)))
+        {
+            // Each role on its own would get an embedded Redis and a SQLite file of its own: an api whose tasks
+            // no worker ever sees. One machine is `runbox serve`.
+            throw new UsageException(
+                $"runbox {role.ToString().ToLowerInvariant()} needs the Redis (Runbox:Redis) and the PostgreSQL store (Runbox:Store) the other roles share; "
+                + $"with an embedded Redis or a SQLite file each process has its own and tasks are lost. Use `runbox serve` on one machine, or set {AllowLocalStoresSetting}=true if you really mean it.");
+        }
+
         var dataDirectory = Path.GetFullPath(config["Runbox:Data"] is { Length: > 0 } d ? d : "data", Environment.CurrentDirectory);
         Directory.CreateDirectory(dataDirectory);
         using var loggerFactory = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
@@ -77,7 +91,7 @@ public static class ServerHost
             ? await LocalRedisServer.StartAsync(Path.Combine(dataDirectory, "redis"), loggerFactory.CreateLogger<LocalRedisServer>(), cancellationToken)
             : null;
         var redisConnection = localRedis?.ConnectionString ?? config["Runbox:Redis"]!;
-        var storeSetting = config["Runbox:Store"] is { Length: > 0 } s ? s : $"sqlite:{Path.Combine(dataDirectory, "runbox.db")}";
+        storeSetting ??= $"sqlite:{Path.Combine(dataDirectory, "runbox.db")}";
 
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
@@ -96,7 +110,6 @@ public static class ServerHost
             services.AddRunboxSandbox(o => o.StateDirectory = config["Runbox:Sandbox:StateDirectory"] is { Length: > 0 } state ? state : Path.Combine(dataDirectory, "sandbox"));
             services.AddRunboxWorker(config);
             services.AddSingleton<IReadinessCheck, SandboxReadinessCheck>();
-            services.AddHostedService<LanguageAnnouncer>();
         }
         if (role is Role.Serve or Role.Api)
         {
@@ -107,7 +120,7 @@ public static class ServerHost
             }
             else
             {
-                services.AddSingleton<ILanguageDirectory, RedisLanguageDirectory>();
+                services.AddSingleton<ILanguageDirectory, WorkerLanguageDirectory>();
             }
         }
         else

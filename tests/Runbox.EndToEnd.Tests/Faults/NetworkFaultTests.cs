@@ -84,6 +84,8 @@ public sealed class NetworkFaultTests
     {
         var env = await FaultEnvironment.NewClusterAsync(redis);
         env["Runbox__Store"] = store;
+        // One SQLite file that every process on this machine opens: allowed for roles only when asked for.
+        env["Runbox__AllowLocalStores"] = "true";
         return env;
     }
 }
