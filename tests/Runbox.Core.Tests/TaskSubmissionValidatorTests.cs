@@ -135,6 +135,16 @@ public class TaskSubmissionValidatorTests
         Assert.Equal(["limits.disk_mb"], errors.Keys);
     }
 
+    /// <summary>Regression: the argument count was checked against the default maximum, whatever the server's policy said.</summary>
+    [Fact]
+    public void Validate_MoreArgsThanThePolicyAllows_IsRefusedAtThePolicysMaximum()
+    {
+        var strict = new TaskSubmissionValidator(LimitPolicy.Default with { MaxArgs = 2 }, [new LanguageInfo("python", "Python 3", "3.11", "main.py", Compiled: false)]);
+
+        Assert.True(strict.Validate(Valid() with { Args = ["a", "b"] }, "alice").IsValid);
+        Assert.Equal(["at most 2 arguments are allowed."], strict.Validate(Valid() with { Args = ["a", "b", "c"] }, "alice").Errors["args"]);
+    }
+
     [Fact]
     public void Validate_BadBase64_IsRefused()
     {

@@ -171,16 +171,16 @@ public sealed class TaskSubmissionValidator(LimitPolicy policy, IEnumerable<Lang
         return files;
     }
 
-    private static List<string> ValidateArgs(IReadOnlyList<string?>? submitted, ValidationErrors errors)
+    private List<string> ValidateArgs(IReadOnlyList<string?>? submitted, ValidationErrors errors)
     {
         var args = new List<string>();
         if (submitted is null)
         {
             return args;
         }
-        if (submitted.Count > LimitPolicy.DefaultMaxArgs)
+        if (submitted.Count > policy.MaxArgs)
         {
-            errors.Add("args", $"at most {LimitPolicy.DefaultMaxArgs} arguments are allowed.");
+            errors.Add("args", $"at most {policy.MaxArgs} arguments are allowed.");
             return args;
         }
         for (var i = 0; i < submitted.Count; i++)
