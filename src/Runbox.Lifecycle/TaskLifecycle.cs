@@ -70,7 +70,7 @@ public sealed class TaskLifecycle(
         {
             metrics.TaskSubmitted();
             metrics.Transitioned(TaskStatus.Pending);
-            await MirrorAndAnnounceAsync(created.Task, [TaskStatus.Pending], () => queue.EnqueueAsync(QueueItemOf(created.Task), cancellationToken), cancellationToken);
+            await MirrorAndAnnounceAsync(created.Task.Id, created.Task.Attempt, [TaskStatus.Pending], () => queue.EnqueueAsync(QueueItemOf(created.Task), cancellationToken), cancellationToken);
         }
         return created;
     }
@@ -87,7 +87,7 @@ public sealed class TaskLifecycle(
         if (start.Succeeded)
         {
             Count([step]);
-            await AnnounceAsync(start.Task!, [TaskStatus.Running], cancellationToken);
+            await AnnounceAsync(start.Task!.Id, start.Task.Attempt, [TaskStatus.Running], cancellationToken);
             return start.Task;
         }
         await SettleUnstartableAsync(lease, start, cancellationToken);
@@ -110,7 +110,7 @@ public sealed class TaskLifecycle(
             _ => recorded.Error is null ? $"verdict {recorded.Verdict.ToWire()}" : $"verdict {recorded.Verdict.ToWire()}: {recorded.Error}",
         };
         var steps = decision.ToTransitions(task.Id, lease.Fence, workerId, reason, recorded);
-        var write = await store.TransitionAsync(steps, cancellationToken);
+        var write = await store.CommitAsync(steps, cancellationToken);
         if (!write.Succeeded)
         {
             metrics.StaleWriteRefused();
@@ -120,7 +120,7 @@ public sealed class TaskLifecycle(
         // A crash before the queue hears of it leaves a lease that expires; the reaper's write is then
         // refused and it lets go of the entry.
         Count(steps);
-        await MirrorAndAnnounceAsync(write.Task!, decision.Statuses, () => queue.FinishAsync(lease, decision.ToQueueOutcome(recorded.Error), cancellationToken), cancellationToken);
+        await MirrorAndAnnounceAsync(task.Id, task.Attempt, decision.Statuses, () => queue.FinishAsync(lease, decision.ToQueueOutcome(recorded.Error), cancellationToken), cancellationToken);
         return decision;
     }
 
@@ -142,7 +142,7 @@ public sealed class TaskLifecycle(
         }
         var (decision, result) = AttemptDecision.ForLostLease(reaped, task, _options.MaxStalls, time.GetUtcNow(), Random.Shared.NextDouble());
         var steps = decision.ToTransitions(task.Id, reaped.NewFence, null, "lease expired", result, "retry after lost lease");
-        var write = await store.TransitionAsync(steps, cancellationToken);
+        var write = await store.CommitAsync(steps, cancellationToken);
         if (!write.Succeeded)
         {
             if (write.Conflict == TransitionConflict.NotFound || write.ActualStatus is not TaskStatus.Running)
@@ -154,7 +154,7 @@ public sealed class TaskLifecycle(
         }
         Log.LeaseLostEnded(logger, reaped.TaskId, decision.Status.ToWire(), reaped.NewFence, reaped.Stalls);
         Count(steps);
-        await MirrorAndAnnounceAsync(write.Task!, decision.Statuses, () => queue.FinishAsync(reaped.Lease, decision.ToQueueOutcome(result.Error), cancellationToken), cancellationToken);
+        await MirrorAndAnnounceAsync(task.Id, task.Attempt, decision.Statuses, () => queue.FinishAsync(reaped.Lease, decision.ToQueueOutcome(result.Error), cancellationToken), cancellationToken);
         return decision.Status;
     }
 
@@ -171,7 +171,7 @@ public sealed class TaskLifecycle(
             if (write.Succeeded)
             {
                 Count([step]);
-                await MirrorAndAnnounceAsync(write.Task!, [TaskStatus.Cancelled], () => queue.CancelAsync(task.Id, cancellationToken), cancellationToken);
+                await MirrorAndAnnounceAsync(task.Id, task.Attempt, [TaskStatus.Cancelled], () => queue.CancelAsync(task.Id, cancellationToken), cancellationToken);
                 return (CancelOutcome.Cancelled, write.Task);
             }
             task = await store.GetAsync(task.Id, cancellationToken) ?? task;
@@ -208,7 +208,7 @@ public sealed class TaskLifecycle(
         var requeued = write.Task!;
         var item = QueueItemOf(requeued) with { RunAt = null };
         Count([step]);
-        await MirrorAndAnnounceAsync(requeued, [TaskStatus.Pending], () => task.DeadLettered ? queue.RequeueDeadLetterAsync(item, cancellationToken) : queue.EnqueueAsync(item, cancellationToken), cancellationToken);
+        await MirrorAndAnnounceAsync(requeued.Id, requeued.Attempt, [TaskStatus.Pending], () => task.DeadLettered ? queue.RequeueDeadLetterAsync(item, cancellationToken) : queue.EnqueueAsync(item, cancellationToken), cancellationToken);
         return (true, requeued);
     }
 
@@ -281,7 +281,7 @@ public sealed class TaskLifecycle(
         }
         Log.LostAttemptRequeued(logger, task.Id, reason);
         Count(steps);
-        await MirrorAndAnnounceAsync(write.Task!, decision.Statuses,
+        await MirrorAndAnnounceAsync(task.Id, task.Attempt, decision.Statuses,
             () => lease is null
                 ? queue.EnqueueAsync(QueueItemOf(write.Task!) with { RunAt = null }, cancellationToken)
                 : queue.FinishAsync(lease, new AttemptOutcome(OutcomeKind.Retry, TaskStatus.Failed) { RetryAt = now }, cancellationToken),
@@ -298,7 +298,7 @@ public sealed class TaskLifecycle(
     }
 
     /// <summary>The queue's half of a committed change, then its statuses; a failure of either is logged, not thrown.</summary>
-    private async Task MirrorAndAnnounceAsync(TaskRecord task, IReadOnlyList<TaskStatus> statuses, Func<Task> mirror, CancellationToken cancellationToken)
+    private async Task MirrorAndAnnounceAsync(Guid taskId, int attempt, IReadOnlyList<TaskStatus> statuses, Func<Task> mirror, CancellationToken cancellationToken)
     {
         try
         {
@@ -308,21 +308,21 @@ public sealed class TaskLifecycle(
         {
             // The store has it; the reconciler (a pending task the queue lacks) or the reaper (a lease that
             // expires) brings the queue back in line once Redis answers.
-            Log.MirrorDeferred(logger, exception, task.Id, task.Status.ToWire());
+            Log.MirrorDeferred(logger, exception, taskId, statuses[^1].ToWire());
         }
-        await AnnounceAsync(task, statuses, cancellationToken);
+        await AnnounceAsync(taskId, attempt, statuses, cancellationToken);
     }
 
-    private async Task AnnounceAsync(TaskRecord task, IReadOnlyList<TaskStatus> statuses, CancellationToken cancellationToken)
+    private async Task AnnounceAsync(Guid taskId, int attempt, IReadOnlyList<TaskStatus> statuses, CancellationToken cancellationToken)
     {
         try
         {
-            await events.PublishStatusesAsync(task, statuses, cancellationToken);
+            await events.PublishStatusesAsync(taskId, attempt, statuses, cancellationToken);
         }
         catch (Exception exception) when (exception is not OperationCanceledException)
         {
             // Followers fall back to reading the store (they recheck it on a timer).
-            Log.AnnounceFailed(logger, exception, task.Id);
+            Log.AnnounceFailed(logger, exception, taskId);
         }
     }
 }

@@ -243,7 +243,13 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
         }, cancellationToken);
     }
 
-    public async Task<TransitionResult> TransitionAsync(IReadOnlyList<TransitionRequest> steps, CancellationToken cancellationToken)
+    public Task<TransitionResult> TransitionAsync(IReadOnlyList<TransitionRequest> steps, CancellationToken cancellationToken) =>
+        ApplyAsync(steps, readBack: true, cancellationToken);
+
+    public Task<TransitionResult> CommitAsync(IReadOnlyList<TransitionRequest> steps, CancellationToken cancellationToken) =>
+        ApplyAsync(steps, readBack: false, cancellationToken);
+
+    private async Task<TransitionResult> ApplyAsync(IReadOnlyList<TransitionRequest> steps, bool readBack, CancellationToken cancellationToken)
     {
         var id = ValidateSteps(steps);
         await MigrateAsync(cancellationToken);
@@ -264,6 +270,11 @@ public abstract class SqlTaskStore : ITaskStore, IAsyncDisposable
                     await transaction.RollbackAsync(cancellationToken);
                     return await RefuseAsync(connection, null, id, conflict, cancellationToken);
                 }
+            }
+            if (!readBack)
+            {
+                await transaction.CommitAsync(cancellationToken);
+                return TransitionResult.Committed(steps[^1].To);
             }
             var record = await LoadByIdAsync(connection, transaction, id, cancellationToken);
             await transaction.CommitAsync(cancellationToken);

@@ -99,12 +99,12 @@ public sealed class WaitForSettledTests : IAsyncLifetime
     {
         var running = await _store!.TransitionAsync([new TransitionRequest(task.Id, TaskStatus.Pending, TaskStatus.Running, "claimed") { Fence = 1 }], Ct);
         // A status that cannot be the last: the wait follows on without settling.
-        await _events!.PublishStatusesAsync(running.Task!, [TaskStatus.Running], Ct);
+        await _events!.PublishStatusesAsync(task.Id, running.Task!.Attempt, [TaskStatus.Running], Ct);
         var done = await _store.TransitionAsync([new TransitionRequest(task.Id, TaskStatus.Running, TaskStatus.Completed, "finished") { Fence = 1 }], Ct);
         Assert.True(done.Succeeded);
         if (publish)
         {
-            await _events!.PublishStatusesAsync(done.Task!, [TaskStatus.Completed], Ct);
+            await _events!.PublishStatusesAsync(task.Id, done.Task!.Attempt, [TaskStatus.Completed], Ct);
         }
     }
 

@@ -269,6 +269,26 @@ public abstract class TaskStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CommitAsync_ResultWithRetry_StoredLikeTransitionAsyncButNothingIsReadBack()
+    {
+        var task = await CreateAsync();
+        await Store.TransitionAsync([Step(task, TaskStatus.Pending, TaskStatus.Running, fence: 2)], Ct);
+
+        var committed = await Store.CommitAsync(
+        [
+            Step(task, TaskStatus.Running, TaskStatus.Failed, fence: 2) with { Result = ExecutionResult.InternalError("lost") },
+            Step(task, TaskStatus.Failed, TaskStatus.Pending, fence: 2) with { NextAttemptAt = Start.AddSeconds(5) },
+        ], Ct);
+        var stale = await Store.CommitAsync([Step(task, TaskStatus.Pending, TaskStatus.Running, fence: 1)], Ct);
+
+        Assert.True(committed.Succeeded);
+        Assert.Equal((TaskStatus.Pending, null), (committed.ActualStatus, committed.Task));
+        var stored = (await Store.GetAsync(task.Id, Ct))!;
+        Assert.Equal((TaskStatus.Pending, "lost", Start.AddSeconds(5)), (stored.Status, stored.Result!.Error, stored.NextAttemptAt));
+        Assert.Equal((TransitionConflict.StaleFence, TaskStatus.Pending), (stale.Conflict, stale.ActualStatus));
+    }
+
+    [Fact]
     public async Task TransitionAsync_ReaperTakeover_HigherFenceWinsAndOldFenceIsRefused()
     {
         var task = await CreateAsync();

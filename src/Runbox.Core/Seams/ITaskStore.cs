@@ -36,6 +36,13 @@ public interface ITaskStore
     /// </summary>
     Task<TransitionResult> TransitionAsync(IReadOnlyList<TransitionRequest> steps, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// <see cref="TransitionAsync"/> that reads nothing back: on success the result carries the status the task
+    /// ended in and no <see cref="TransitionResult.Task"/>. For writers that need no view of the task (a worker
+    /// recording its result, the reaper), which spares the reads of the task, its transitions and its artifacts.
+    /// </summary>
+    Task<TransitionResult> CommitAsync(IReadOnlyList<TransitionRequest> steps, CancellationToken cancellationToken);
+
     /// <summary>The bytes of an artifact of the task's latest result, or null.</summary>
     Task<byte[]?> GetArtifactAsync(Guid id, string name, CancellationToken cancellationToken);
 
@@ -110,6 +117,8 @@ public sealed record TransitionResult(TaskRecord? Task, TransitionConflict? Conf
     public bool Succeeded => Conflict is null;
 
     public static TransitionResult Ok(TaskRecord task) => new(task, null, task.Status);
+
+    public static TransitionResult Committed(TaskStatus status) => new(null, null, status);
 
     public static TransitionResult Refused(TransitionConflict conflict, TaskStatus? actual) => new(null, conflict, actual);
 }
