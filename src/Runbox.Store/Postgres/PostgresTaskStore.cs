@@ -24,6 +24,12 @@ public sealed class PostgresTaskStore : SqlTaskStore
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
         var builder = new NpgsqlDataSourceBuilder(connectionString);
+        // Host=pg1,pg2 (a primary and its standbys, in any order): every call of the store writes, or reads what
+        // it just wrote, so it goes to the primary unless the operator chose otherwise.
+        if (builder.ConnectionStringBuilder.Host?.Contains(',', StringComparison.Ordinal) == true && builder.ConnectionStringBuilder.TargetSessionAttributes is null)
+        {
+            builder.ConnectionStringBuilder.TargetSessionAttributes = "primary";
+        }
         if (loggerFactory is not null)
         {
             builder.UseLoggerFactory(loggerFactory);
