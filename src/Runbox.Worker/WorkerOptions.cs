@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Runbox.Worker;
 
 /// <summary>How one worker process runs tasks. Section <c>Runbox:Worker</c>.</summary>
-public sealed class WorkerOptions
+public sealed class WorkerOptions : IValidatableObject
 {
     public const string Section = "Runbox:Worker";
     public const int DefaultSlots = 4;
@@ -45,4 +45,12 @@ public sealed class WorkerOptions
     /// <summary>Finished tasks older than this are deleted; zero keeps them for ever.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "3650.00:00:00")]
     public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (MaintenanceTerm <= ReapInterval)
+        {
+            yield return new ValidationResult("MaintenanceTerm must be longer than ReapInterval, at which the lead is renewed.", [nameof(MaintenanceTerm), nameof(ReapInterval)]);
+        }
+    }
 }

@@ -33,4 +33,14 @@ public sealed class ConfigurationTests
 
         Assert.Contains($"runbox {role} needs the Redis (Runbox:Redis) and the PostgreSQL store (Runbox:Store)", refused.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Start_HeartbeatNotWellWithinTheLease_RefusedWithTheReason()
+    {
+        var env = new Dictionary<string, string> { ["Runbox__Worker__HeartbeatInterval"] = "00:00:20", ["Runbox__Queue__LeaseDuration"] = "00:00:30" };
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => RunboxProcess.StartAsync("serve", TestEnvironment.NewDataDirectory(), env));
+
+        Assert.Contains("HeartbeatInterval (00:00:20) must be at most half of Runbox:Queue:LeaseDuration", refused.Message, StringComparison.Ordinal);
+    }
 }

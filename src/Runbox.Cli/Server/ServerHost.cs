@@ -107,6 +107,13 @@ public static class ServerHost
         var runsTasks = role is Role.Serve or Role.Worker;
         if (runsTasks)
         {
+            // The one rule that crosses two parts: a worker renews its leases well within their duration.
+            var heartbeat = config.GetValue<TimeSpan?>($"{WorkerOptions.Section}:HeartbeatInterval") ?? new WorkerOptions().HeartbeatInterval;
+            var lease = config.GetValue<TimeSpan?>("Runbox:Queue:LeaseDuration") ?? new QueueOptions().LeaseDuration;
+            if (heartbeat * 2 > lease)
+            {
+                throw new UsageException($"{WorkerOptions.Section}:HeartbeatInterval ({heartbeat}) must be at most half of Runbox:Queue:LeaseDuration ({lease}): a worker that renews later loses its tasks to the reaper.");
+            }
             services.AddRunboxSandbox(o => o.StateDirectory = config["Runbox:Sandbox:StateDirectory"] is { Length: > 0 } state ? state : Path.Combine(dataDirectory, "sandbox"));
             services.AddRunboxWorker(config);
             services.AddSingleton<IReadinessCheck, SandboxReadinessCheck>();
