@@ -127,8 +127,8 @@ public sealed class TaskService(
     /// </summary>
     public async Task<TaskRecord?> WaitForSettledAsync(Guid id, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
+        using var timeoutSource = new CancellationTokenSource(timeout, time);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
         try
         {
             // Follow from the stream's end as it is now, read before the store: whatever the store does not

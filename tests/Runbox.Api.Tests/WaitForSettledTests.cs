@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using Runbox.Api;
 using Runbox.Lifecycle;
 using Runbox.Core.Limits;
@@ -12,18 +12,20 @@ using Runbox.Store;
 using Runbox.Store.Sqlite;
 using StackExchange.Redis;
 
-namespace Runbox.EndToEnd.Tests;
+namespace Runbox.Api.Tests;
 
 /// <summary>
 /// How a <c>?wait=true</c> submit learns that its task has settled: from the live events, with the store as
 /// the answer. In process, on the real SQLite store and the real Redis events, so that a task can settle in
-/// the store without its event (a publisher that died in between).
+/// the store without its event (a publisher that died in between), and on a fake clock, so what ends a wait
+/// is told apart without measuring time.
 /// </summary>
 public sealed class WaitForSettledTests : IAsyncLifetime
 {
     private static readonly TimeSpan LongWait = TimeSpan.FromSeconds(30);
 
-    private readonly string _folder = TestEnvironment.NewDataDirectory();
+    private readonly string _folder = Directory.CreateTempSubdirectory("runbox-wait-").FullName;
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 12, 0, 0, TimeSpan.Zero));
     private ConnectionMultiplexer? _redis;
     private SqliteTaskStore? _store;
     private RedisTaskEvents? _events;
@@ -33,19 +35,21 @@ public sealed class WaitForSettledTests : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _redis = await ConnectionMultiplexer.ConnectAsync(TestEnvironment.Redis);
+        _redis = await ConnectionMultiplexer.ConnectAsync(Environment.GetEnvironmentVariable("RUNBOX_TEST_REDIS") is { Length: > 0 } redis
+            ? redis
+            : throw new InvalidOperationException("RUNBOX_TEST_REDIS is not set: run the tests through scripts/test, which starts redis-server."));
         var queueOptions = Options.Create(new QueueOptions { KeyPrefix = "wait-" + Guid.NewGuid().ToString("N") });
-        _store = new SqliteTaskStore(Path.Combine(_folder, "runbox.db"), new StoreOptions(), TimeProvider.System);
-        _events = new RedisTaskEvents(_redis, queueOptions, TimeProvider.System, NullLogger<RedisTaskEvents>.Instance);
+        _store = new SqliteTaskStore(Path.Combine(_folder, "runbox.db"), new StoreOptions(), _time);
+        _events = new RedisTaskEvents(_redis, queueOptions, _time, NullLogger<RedisTaskEvents>.Instance);
         var lifecycle = new TaskLifecycle(
             _store,
-            new RedisTaskQueue(_redis, queueOptions, TimeProvider.System, NullLogger<RedisTaskQueue>.Instance),
+            new RedisTaskQueue(_redis, queueOptions, _time, NullLogger<RedisTaskQueue>.Instance),
             _events,
             new RunboxMetrics(),
             Options.Create(new LifecycleOptions()),
-            TimeProvider.System,
+            _time,
             NullLogger<TaskLifecycle>.Instance);
-        _service = new TaskService(_store, _events, lifecycle, new NoLanguages(), LimitPolicy.Default, TimeProvider.System);
+        _service = new TaskService(_store, _events, lifecycle, new NoLanguages(), LimitPolicy.Default, _time);
     }
 
     public async ValueTask DisposeAsync()
@@ -57,37 +61,41 @@ public sealed class WaitForSettledTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task WaitForSettled_CompletedEventPublished_ReturnsTheStoredResult()
+    public async Task WaitForSettled_CompletedEventPublished_TheEventEndsTheWaitWithTheStoredResult()
     {
-        var (settled, took) = await WaitWhileItCompletesAsync(publish: true);
+        var task = await CreatePendingAsync();
+        var waiting = _service!.WaitForSettledAsync(task.Id, LongWait, Ct);
+
+        await CompleteInStoreAsync(task, publish: true);
+        // Not a moment passes on the clock: no store recheck and no timeout can have ended it.
+        var settled = await waiting.WaitAsync(Patience, Ct);
 
         Assert.Equal(TaskStatus.Completed, settled!.Status);
-        // Well inside the store recheck interval (5 s): the event, not the recheck, ended the wait.
-        Assert.True(took < TimeSpan.FromSeconds(4), $"took {took}");
     }
 
     [Fact]
-    public async Task WaitForSettled_CompletedWithoutItsEvent_ReturnsAtTheStoreRecheck()
-    {
-        var (settled, took) = await WaitWhileItCompletesAsync(publish: false);
-
-        Assert.Equal(TaskStatus.Completed, settled!.Status);
-        // Not the wait's own timeout (30 s): the periodic store read found it.
-        Assert.True(took < TimeSpan.FromSeconds(15), $"took {took}");
-    }
-
-    /// <summary>Starts a wait on a pending task, then completes the task in the store (and announces it, or not).</summary>
-    private async Task<(TaskRecord? Settled, TimeSpan Took)> WaitWhileItCompletesAsync(bool publish)
+    public async Task WaitForSettled_CompletedWithoutItsEvent_TheStoreRecheckEndsTheWaitNotItsTimeout()
     {
         var task = await CreatePendingAsync();
-        var clock = Stopwatch.StartNew();
         var waiting = _service!.WaitForSettledAsync(task.Id, LongWait, Ct);
-        await Task.Delay(300, Ct);
+        await CompleteInStoreAsync(task, publish: false);
 
-        await CompleteInStoreAsync(task, publish);
+        // The clock moves a second at a time until the wait ends; the store recheck (every 5 s) must end it
+        // long before its own timeout (30 s).
+        var advanced = TimeSpan.Zero;
+        while (!waiting.IsCompleted && advanced < LongWait)
+        {
+            _time.Advance(TimeSpan.FromSeconds(1));
+            advanced += TimeSpan.FromSeconds(1);
+            await Task.WhenAny(waiting, Task.Delay(100, Ct));
+        }
 
-        return (await waiting, clock.Elapsed);
+        Assert.Equal(TaskStatus.Completed, (await waiting)!.Status);
+        Assert.InRange(advanced, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
     }
+
+    /// <summary>How long a test waits for what happens without the fake clock moving (a hang guard, not a measurement).</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
     private async Task<TaskRecord> CreatePendingAsync()
     {
