@@ -61,7 +61,7 @@ public sealed class PostgresStandbyFixture : IAsyncLifetime
         Run("chown", "postgres", _folder);
         Run("chmod", "700", _folder);
         Run("runuser", "-u", "postgres", "--", $"{_bin}/pg_basebackup", "-h", primary.Host!, "-p", primary.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "-U", primary.Username!, "-D", _folder, "-R", "-X", "stream");
+            "-U", primary.Username!, "-D", _folder, "-R", "-X", "stream", "--checkpoint=fast");
         // A hot standby needs at least the primary's connection slots.
         var slots = await ScalarAsync(Primary, "SHOW max_connections");
         try

@@ -5,6 +5,8 @@ namespace Runbox.EndToEnd.Tests.Faults;
 /// <summary>Workers that die or freeze mid-run: no task is lost, and a zombie's late writes are refused.</summary>
 public sealed class WorkerFaultTests
 {
+    private static readonly Regex TookTheLead = new("took the lead of the maintenance");
+
     [Fact]
     public async Task WorkerKilledMidRun_TaskRetriedElsewhereAfterLeaseExpires()
     {
@@ -16,12 +18,15 @@ public sealed class WorkerFaultTests
         var id = (string)(await client.SubmitAsync(new { language = "bash", source = "sleep 2; echo survived" }))["id"]!;
         await client.WaitForStatusAsync(id, "running");
         var prefixA = workerA.ContainerPrefix;
+        // The only worker leads the maintenance, so the one that reaps its task must take the lead over.
+        await workerA.WaitForLogAsync(TookTheLead, TimeSpan.FromSeconds(30));
 
         workerA.Signal("KILL");
         await workerA.DisposeAsync();
         await using var workerB = await RunboxProcess.StartAsync("worker", TestEnvironment.NewDataDirectory(), env, extraArgs: ["--slots", "2"]);
 
         var task = await client.WaitForStatusAsync(id, "completed", TimeSpan.FromSeconds(60));
+        await workerB.WaitForLogAsync(TookTheLead, TimeSpan.FromSeconds(30));
         Assert.Equal("survived\n", (string?)task["result"]!["stdout"]);
         Assert.Equal(2, (int?)task["attempt"]);
         var transitions = task["transitions"]!.AsArray();
