@@ -9,7 +9,7 @@ is an upper bound of the task's footprint. Prints a table and writes bench/resul
 
     bench/host-memory.py [--repeat 3] [--port 18480]
 
-The socket programs are the hostile suite's (tests/Runbox.EndToEnd.Tests/Hostile): four processes
+The socket programs are the hostile suite's (tests/Runbox.Hostile.Tests): four processes
 that open as many sockets as their descriptors allow and fill their buffers, then hold them for 3 s.
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time, urllib.request

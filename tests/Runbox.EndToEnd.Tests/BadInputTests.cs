@@ -1,4 +1,5 @@
 using System.Net;
+using Runbox.Tests.Shared;
 
 namespace Runbox.EndToEnd.Tests;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Runbox.Tests.Shared;
 
 namespace Runbox.EndToEnd.Tests;
 

@@ -1,3 +1,5 @@
+using Runbox.Tests.Shared;
+
 namespace Runbox.EndToEnd.Tests;
 
 /// <summary>A configuration the service cannot honour stops it at start, with the reason.</summary>

@@ -1,3 +1,5 @@
+using Runbox.Tests.Shared;
+
 namespace Runbox.EndToEnd.Tests;
 
 public sealed class PriorityTests

@@ -1,3 +1,5 @@
+using Runbox.Tests.Shared;
+
 namespace Runbox.EndToEnd.Tests;
 
 /// <summary>The embedded default (SQLite + its own redis-server with AOF) keeps every accepted task across a restart.</summary>

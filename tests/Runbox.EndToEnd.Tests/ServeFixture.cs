@@ -1,3 +1,5 @@
+using Runbox.Tests.Shared;
+
 namespace Runbox.EndToEnd.Tests;
 
 /// <summary>One `runbox serve` with three API keys, shared by the service tests.</summary>

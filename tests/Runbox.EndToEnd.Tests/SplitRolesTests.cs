@@ -1,4 +1,5 @@
 using Npgsql;
+using Runbox.Tests.Shared;
 
 namespace Runbox.EndToEnd.Tests;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Npgsql;
+using Runbox.Tests.Shared;
 
 namespace Runbox.EndToEnd.Tests.Faults;
 

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Runbox.Tests.Shared;
 
 namespace Runbox.EndToEnd.Tests.Faults;
 

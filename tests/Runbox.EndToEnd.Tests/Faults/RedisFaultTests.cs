@@ -1,3 +1,5 @@
+using Runbox.Tests.Shared;
+
 namespace Runbox.EndToEnd.Tests.Faults;
 
 /// <summary>Redis is the dispatch plane, not the record: restarting or even emptying it loses no accepted task.</summary>

@@ -1,3 +1,5 @@
+using Runbox.Tests.Shared;
+
 namespace Runbox.EndToEnd.Tests.Faults;
 
 public sealed class RestartAndRaceTests

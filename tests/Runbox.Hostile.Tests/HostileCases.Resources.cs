@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>Exhausting the host: memory inside and outside the memory cgroup (finding 3), processes, disk, inodes, output, time.</summary>
 public static partial class HostileCases

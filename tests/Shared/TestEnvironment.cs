@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests;
+namespace Runbox.Tests.Shared;
 
 /// <summary>The real servers scripts/test starts; a missing one fails the test with a clear message.</summary>
 public static class TestEnvironment

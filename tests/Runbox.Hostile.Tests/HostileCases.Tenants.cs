@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>
 /// Two users' tasks running at the same time, one holding what it can and leaving traces everywhere a

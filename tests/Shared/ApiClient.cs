@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 
-namespace Runbox.EndToEnd.Tests;
+namespace Runbox.Tests.Shared;
 
 /// <summary>A thin HTTP client for the tests: raw JSON in and out, so the tests check the wire contract itself.</summary>
 public sealed class ApiClient(Uri baseAddress, string? key = null) : IDisposable

@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>Identity, capabilities, setuid binaries, dangerous system calls and namespaces: finding 5 and the rest of section 1.</summary>
 public static partial class HostileCases

@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>"No network" means no channel at all: security review finding 2.</summary>
 public static partial class HostileCases

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>
 /// One attack of the hostile suite: a program as an attacker would write it, submitted to a real

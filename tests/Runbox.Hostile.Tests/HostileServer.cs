@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
+using Runbox.Tests.Shared;
 
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>
 /// `runbox serve` on one OCI runtime, as `./runbox serve` runs it (embedded SQLite and Redis), with three

@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>The host's files, environment, /proc and /sys: security review findings 7 and 9.</summary>
 public static partial class HostileCases

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>
 /// Every attack of the hostile suite, by theme: what a program may try against the files the service

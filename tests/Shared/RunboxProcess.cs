@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Runbox.EndToEnd.Tests;
+namespace Runbox.Tests.Shared;
 
 /// <summary>
 /// A real `runbox` server process (serve, api or worker) started from the built program, with its

@@ -1,4 +1,4 @@
-namespace Runbox.EndToEnd.Tests.Hostile;
+namespace Runbox.Hostile.Tests;
 
 /// <summary>/work/out, which the service reads back as root after the run: security review finding 1 and 6.</summary>
 public static partial class HostileCases
