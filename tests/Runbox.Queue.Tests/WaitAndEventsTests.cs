@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Runbox.Core.Seams;
@@ -78,15 +77,15 @@ public sealed class WaitAndEventsTests(RedisFixture redis)
     {
         await using var events = NewEvents(out _);
         var taskId = Guid.NewGuid();
+        // The harness's clock is fake and does not move: only the publish can end this wait (a timeout would
+        // return no event).
         var reading = events.ReadAsync(taskId, null, TimeSpan.FromSeconds(30), Token);
         await Task.Delay(200, Token);
         Assert.False(reading.IsCompleted);
-        var clock = Stopwatch.StartNew();
 
         await events.PublishAsync(taskId, new TaskEvent("status", "running"), Token);
 
-        Assert.Equal("running", Assert.Single(await reading.WaitAsync(TimeSpan.FromSeconds(5), Token)).Data);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
+        Assert.Equal("running", Assert.Single(await reading).Data);
     }
 
     [Fact]
