@@ -9,7 +9,8 @@ namespace Runbox.Queue;
 /// The Lua scripts embedded in this assembly, loaded once into every primary (SCRIPT LOAD) and then
 /// called by SHA. A server that lost its script cache (restart, failover, SCRIPT FLUSH) answers
 /// NOSCRIPT: the scripts are loaded again and the call is repeated, which is safe because every
-/// script is idempotent.
+/// script is idempotent. Every call is checked against its script's declared arguments
+/// (<see cref="ScriptArguments"/>) before it is sent.
 /// </summary>
 internal sealed class RedisScripts
 {
@@ -26,10 +27,14 @@ internal sealed class RedisScripts
         this.redis = redis;
         this.logger = logger;
         var prelude = ReadResource(PreludeName);
-        scripts = withPrelude.Select(name => new Script(name, prelude + "\n" + ReadResource(name)))
-            .Concat(standalone.Select(name => new Script(name, ReadResource(name))))
+        var preludeArguments = ScriptArguments.Parse(PreludeName, prelude);
+        scripts = withPrelude.Select(name => Load(name, prelude, preludeArguments))
+            .Concat(standalone.Select(name => Load(name, null, null)))
             .ToDictionary(script => script.Name);
     }
+
+    /// <summary>The declared arguments of a script, with the prelude's in front where it gets the prelude.</summary>
+    public ScriptArguments ArgumentsOf(string name) => scripts[name].Arguments;
 
     /// <exception cref="DispatchUnavailableException">Redis could not be reached or did not answer in time.</exception>
     public async Task<RedisResult> EvaluateAsync(string name, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken) =>
@@ -54,6 +59,7 @@ internal sealed class RedisScripts
     private async Task<RedisResult> EvaluateCoreAsync(string name, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken)
     {
         var script = scripts[name];
+        script.Arguments.Check(args.Length);
         await EnsureLoadedAsync().WaitAsync(cancellationToken);
         var database = redis.GetDatabase();
         try
@@ -98,7 +104,16 @@ internal sealed class RedisScripts
         }
     }
 
-    private static string ReadResource(string name)
+    private static Script Load(string name, string? prelude, ScriptArguments? preludeArguments)
+    {
+        var text = ReadResource(name);
+        var arguments = ScriptArguments.Parse(name, text);
+        return prelude is null
+            ? new Script(name, text, arguments)
+            : new Script(name, prelude + "\n" + text, arguments.After(preludeArguments!));
+    }
+
+    public static string ReadResource(string name)
     {
         var resource = $"Runbox.Queue.Lua.{name}.lua";
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource)
@@ -107,10 +122,11 @@ internal sealed class RedisScripts
         return reader.ReadToEnd();
     }
 
-    private sealed class Script(string name, string text)
+    private sealed class Script(string name, string text, ScriptArguments arguments)
     {
         public string Name { get; } = name;
         public string Text { get; } = text;
+        public ScriptArguments Arguments { get; } = arguments;
         public byte[]? Sha { get; set; }
     }
 }

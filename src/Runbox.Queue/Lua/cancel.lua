@@ -1,4 +1,5 @@
--- ARGV[6..7]: id, cancel channel. Returns 0 not found, 1 pending task removed (now cancelled),
+--! args: id cancel_channel
+-- Returns 0 not found, 1 pending task removed (now cancelled),
 -- 2 running task flagged, 3 already finished. The flag is the sure path (heartbeats and the reaper
 -- read it); the PUBLISH only makes the worker react sooner.
 local id = ARGV[6]

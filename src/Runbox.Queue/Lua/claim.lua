@@ -1,4 +1,5 @@
--- ARGV[6..9]: worker, max tasks, lease ms, max delayed tasks to promote first.
+--! args: worker max lease_ms promote
+-- Claims up to `max` tasks for `worker`, after promoting up to `promote` delayed tasks that are due.
 -- Returns a flat list of (id, user, fence, attempt, leaseUntil) per claimed task.
 -- Cost is O(log n) per claimed task: users at their limit are not in `eligible`, so their waiting
 -- tasks are never looked at.

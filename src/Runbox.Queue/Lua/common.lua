@@ -1,4 +1,6 @@
--- Shared prelude, prepended to every queue script when it is loaded (see RedisScripts).
+--! args: prefix now default_limit transitions_cap retention_ms
+-- Shared prelude, prepended to every queue script when it is loaded (see RedisScripts). Its
+-- arguments come first in every call; each script's own first line declares the ones after them.
 -- KEYS are the static keys of one queue, all under one hash tag; per-task and per-user keys are
 -- derived from the prefix in ARGV[1], which carries the same hash tag (Redis Cluster routes them
 -- to the same slot). Time is ARGV[2], from the caller's TimeProvider: scripts never read TIME,

@@ -1,6 +1,6 @@
--- ARGV[6..]: one group of 8 per task: id, user, prio, fence, attempt, maxAttempts, runMs,
--- runAt (0 = now). Returns how many were queued; a
--- task already pending or running is left as it is (a repeated enqueue, e.g. by the reconciler).
+--! args: (id user prio fence attempt max_attempts run_ms run_at)...
+-- One group of arguments per task (run_at 0 = now). Returns how many were queued; a task already
+-- pending or running is left as it is (a repeated enqueue, e.g. by the reconciler).
 local queued = 0
 for first = 6, #ARGV, 8 do
   local a = fresh_args(first)

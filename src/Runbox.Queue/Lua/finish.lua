@@ -1,5 +1,6 @@
--- ARGV[6..11]: id, fence, kind (completed|cancelled|retry|dead|failed), status, retryAt ms,
--- dead-letter cap. Returns {applied (1|0), dead letters trimmed}.
+--! args: id fence kind status retry_at dead_cap
+-- kind: completed|cancelled|retry|dead|failed; retry_at: ms, for a retry; dead_cap: the most dead
+-- letters kept. Returns {applied (1|0), dead letters trimmed}.
 -- Fenced: only the current attempt's holder may end it. A repeat of a finish that was already
 -- applied (a cancelled call that reached Redis, then a retry) answers 1 again and changes nothing.
 local id = ARGV[6]

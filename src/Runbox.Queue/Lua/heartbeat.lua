@@ -1,4 +1,5 @@
--- ARGV[6]: lease ms; ARGV[7..]: pairs of (id, fence). Returns one code per pair:
+--! args: lease_ms (id fence)...
+-- Returns one code per (id, fence) pair:
 -- 0 ok, 1 lost (not running or fence moved on: write nothing), 2 cancel requested, 3 past deadline.
 -- Extends only leases whose fence matches, and never past the run deadline.
 local lease_ms = tonumber(ARGV[6])

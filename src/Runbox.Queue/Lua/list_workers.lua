@@ -1,3 +1,4 @@
+--! args:
 -- Drops workers whose registration expired, then returns (id, host, slots, busy, seen, version,
 -- languages) for each live one.
 local stale = redis.call('ZRANGE', K_WORKERS, '-inf', NOW, 'BYSCORE')

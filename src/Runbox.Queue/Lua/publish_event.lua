@@ -1,8 +1,9 @@
--- Standalone (no prelude). KEYS[1]: the task's event stream; KEYS[2] (output only): the task's hash.
--- ARGV: max length, ttl ms, channel, task id, kind, data, output stream, attempt, and with KEYS[2] the
--- publisher's fence. Appends one event, keeps the stream capped and expiring (a finished task's stream
--- vanishes ttl after its last event) and nudges readers. With a fence, appends nothing and returns
--- false unless the task is running under that fence: a lost lease's late output is refused.
+--! args: max_length ttl_ms channel id kind data stream attempt [fence]
+-- Standalone (no prelude). KEYS[1]: the task's event stream; KEYS[2] (output only): the task's
+-- hash. The fence comes with KEYS[2]: the publisher's. Appends one event, keeps the stream capped
+-- and expiring (a finished task's stream vanishes ttl after its last event) and nudges readers.
+-- With a fence, appends nothing and returns false unless the task is running under that fence: a
+-- lost lease's late output is refused.
 if KEYS[2] then
   local t = redis.call('HMGET', KEYS[2], 'state', 'fence')
   if t[1] ~= 'running' or t[2] ~= ARGV[9] then

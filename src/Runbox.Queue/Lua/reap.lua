@@ -1,11 +1,12 @@
--- ARGV[6..8]: grace ms, max tasks, lease ms of the hand-over. Takes up to `max` leases expired for
--- longer than the grace and hands each attempt over to the reaper: bumps the fence first (the
--- frozen holder's later writes are stale from here on), counts the stall, and leases the task to
--- the reaper under the new fence. What follows (retry, time out, dead-letter, cancel) is decided by
--- the caller with the task's own retry policy (Runbox.Lifecycle), and applied with finish.lua
--- under that fence; a reaper that dies first lets its lease expire, and the next reap takes the task
--- again without counting another stall. Returns (id, user, fence, attempt, stalls, cancelled,
--- pastDeadline) per task. Idempotent: a second run finds the lease held again or gone.
+--! args: grace_ms max lease_ms
+-- lease_ms: the lease of the hand-over. Takes up to `max` leases expired for longer than the grace
+-- and hands each attempt over to the reaper: bumps the fence first (the frozen holder's later
+-- writes are stale from here on), counts the stall, and leases the task to the reaper under the new
+-- fence. What follows (retry, time out, dead-letter, cancel) is decided by the caller with the
+-- task's own retry policy (Runbox.Lifecycle), and applied with finish.lua under that fence; a
+-- reaper that dies first lets its lease expire, and the next reap takes the task again without
+-- counting another stall. Returns (id, user, fence, attempt, stalls, cancelled, pastDeadline) per
+-- task. Idempotent: a second run finds the lease held again or gone.
 local grace = tonumber(ARGV[6])
 local max = tonumber(ARGV[7])
 local lease_ms = tonumber(ARGV[8])

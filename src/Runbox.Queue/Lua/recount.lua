@@ -1,3 +1,4 @@
+--! args:
 -- Recounts every user's running tasks from the running records behind the leases and corrects the
 -- counts in K_USERS. Those counts are a cache that claim raises and leave_running lowers, always in
 -- the same script as the record and its lease change, so they match while Redis keeps all its data.

@@ -1,5 +1,6 @@
--- ARGV[6..12]: worker id, ttl ms, host, slots, busy, version, languages (JSON). A worker that stops
--- registering drops out of the list after the ttl, and so do the languages it offered.
+--! args: id ttl_ms host slots busy version languages
+-- languages: JSON. A worker that stops registering drops out of the list after the ttl, and so do
+-- the languages it offered.
 local id = ARGV[6]
 local ttl = tonumber(ARGV[7])
 local key = P .. 'w:' .. id

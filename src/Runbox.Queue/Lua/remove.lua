@@ -1,4 +1,5 @@
--- ARGV[6]: id. Forgets the task wherever it is; a running one stops counting against its user.
+--! args: id
+-- Forgets the task wherever it is; a running one stops counting against its user.
 -- Returns 1 when the queue held the task, 0 when it did not (a repeat).
 local id = ARGV[6]
 local key = task_key(id)

@@ -1,4 +1,5 @@
--- ARGV[6..13]: one task, as in enqueue. Requeues a dead-lettered task with the budget the caller passes; a task
+--! args: id user prio fence attempt max_attempts run_ms run_at
+-- One task, as in enqueue. Requeues a dead-lettered task with the budget the caller passes; a task
 -- the dead-letter trim already dropped is requeued too (the store still lists it). Returns 1 when
 -- queued, 0 when the queue holds the task and it is not dead-lettered.
 local a = fresh_args(6)

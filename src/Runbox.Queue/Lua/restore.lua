@@ -1,7 +1,8 @@
+--! args: store_state id user prio fence attempt max_attempts run_ms run_at
 -- The reconciler's repair of one task after Redis lost some of its data (a crash between AOF syncs, a
 -- flush, keys deleted one by one while the service ran): a record may survive without its place in a
 -- ready queue, the delayed set, `eligible` or the leases, and nothing would ever claim or reap it.
--- ARGV[6]: what the store has, 'pending' or 'running'; ARGV[7..14]: the task as enqueue.lua takes it.
+-- store_state: what the store has, 'pending' or 'running'; then the task as enqueue.lua takes it.
 -- Returns 0 when the queue held the task as it should, 1 when it was restored, 2 when the store has
 -- it running and the queue has no record of it (the caller ends that attempt in the store).
 local a = fresh_args(7)

@@ -1,7 +1,8 @@
--- ARGV[6..7]: user, limit ('' = back to the default). Takes effect for the next claim: the user
--- joins or leaves `eligible` now (tasks already running are not stopped). Writes only a change and
--- returns 1 for one, 0 when the limit was already so: the API re-asserts every limit it knows on a
--- timer, and a change there means Redis lost what it was told.
+--! args: user limit
+-- limit: '' = back to the default. Takes effect for the next claim: the user joins or leaves
+-- `eligible` now (tasks already running are not stopped). Writes only a change and returns 1 for
+-- one, 0 when the limit was already so: the API re-asserts every limit it knows on a timer, and a
+-- change there means Redis lost what it was told.
 local user = ARGV[6]
 local field = 'limit:' .. user
 local current = redis.call('HGET', K_USERS, field)

@@ -1,3 +1,4 @@
+--! args:
 -- Returns {ready count per priority (flat pairs), delayed, running, dead, dead trimmed,
 -- readyAt of the oldest ready task ('' when none)}.
 -- Nothing on the hot path keeps counts for this: it counts. Every user with ready tasks is in
