@@ -12,6 +12,13 @@ namespace Runbox.Tests.Shared;
 public sealed class RunboxProcess : IAsyncDisposable
 {
     private static readonly string Program = Path.Combine(AppContext.BaseDirectory, "runbox.dll");
+
+    /// <summary>
+    /// The program to start instead of <c>dotnet runbox.dll</c>, from <c>RUNBOX_TEST_PROGRAM</c>: an installed
+    /// build (the package's <c>/usr/bin/runbox</c>) or a wrapper that runs it elsewhere (in the container
+    /// image), given the same arguments and environment. Unset, the suites test the build next to them.
+    /// </summary>
+    private static readonly string? Launcher = Environment.GetEnvironmentVariable("RUNBOX_TEST_PROGRAM") is { Length: > 0 } launcher ? launcher : null;
     private readonly Process _process;
     private readonly StringBuilder _log = new();
 
@@ -52,7 +59,7 @@ public sealed class RunboxProcess : IAsyncDisposable
     private static async Task<RunboxProcess> StartCoreAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port, string? networkNamespace, string[] extraArgs)
     {
         port ??= FreePort();
-        var start = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "nsenter")
+        var start = new ProcessStartInfo(networkNamespace is not null ? "nsenter" : Launcher ?? "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -62,9 +69,13 @@ public sealed class RunboxProcess : IAsyncDisposable
         {
             start.ArgumentList.Add($"--net={networkNamespace}");
             start.ArgumentList.Add("--");
-            start.ArgumentList.Add("dotnet");
+            start.ArgumentList.Add(Launcher ?? "dotnet");
         }
-        foreach (var arg in new[] { Program, role, "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory }.Concat(extraArgs))
+        if (Launcher is null)
+        {
+            start.ArgumentList.Add(Program);
+        }
+        foreach (var arg in new[] { role, "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory }.Concat(extraArgs))
         {
             start.ArgumentList.Add(arg);
         }
