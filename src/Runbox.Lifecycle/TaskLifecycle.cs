@@ -56,7 +56,7 @@ public sealed class TaskLifecycle(
     private readonly LifecycleOptions _options = options.Value;
 
     /// <summary>What the queue needs for the task's next attempt, with this deployment's deadline slack.</summary>
-    public QueueItem QueueItemOf(TaskRecord task) => task.ToQueueItem(_options.DeadlineSlack);
+    public QueueItem QueueItemOf(TaskRecord task) => task.ToQueueItem(_options.CompileAllowance, _options.DeadlineSlack);
 
     /// <summary>
     /// Records a new pending task, then queues it. With an idempotency key already used, returns the first task

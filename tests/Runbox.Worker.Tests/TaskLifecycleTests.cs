@@ -192,7 +192,7 @@ public sealed class TaskLifecycleTests(RedisFixture redis)
         var lostTask = await h.SubmitAsync(spec);
         await h.StartAsync();
         // Past the run deadline (wall + compile allowance + slack) and the reap grace.
-        h.Time.Advance(spec.Limits.WallTime + Dispatch.CompileAllowance + h.LifecycleOptions.DeadlineSlack + h.QueueOptions.ReapGrace + TimeSpan.FromSeconds(1));
+        h.Time.Advance(spec.Limits.WallTime + h.LifecycleOptions.CompileAllowance + h.LifecycleOptions.DeadlineSlack + h.QueueOptions.ReapGrace + TimeSpan.FromSeconds(1));
         var reaped = Assert.Single(await h.Queue.ReapAsync(10, Ct), r => r.TaskId == lostTask.Id);
         Assert.True(reaped.PastDeadline);
         await h.Lifecycle.EndLostLeaseAsync(reaped, Ct);
