@@ -69,10 +69,17 @@ public static partial class HostileCases
             },
         };
 
-        yield return new HostileCase("artifacts-tree-deeper-than-path-max", "bash", """
-            echo top > out/top.txt
-            cd out && for i in $(seq 300); do mkdir aaaaaaaaaaaaaaaaaaaa && cd aaaaaaaaaaaaaaaaaaaa || exit 1; done
-            echo deep > deep.txt && echo built
+        // One process making the 300 folders (a shell started 300 mkdir processes, which on a loaded host ran past the
+        // wall limit with under a second of CPU time).
+        yield return new HostileCase("artifacts-tree-deeper-than-path-max", "python", """
+            import os
+            open('out/top.txt', 'w').write('top')
+            os.chdir('out')
+            for _ in range(300):
+                os.mkdir('a' * 20)
+                os.chdir('a' * 20)
+            open('deep.txt', 'w').write('deep')
+            print('built')
             """)
         {
             Check = (view, _) =>
