@@ -12,12 +12,17 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(1, 4096)]
     public int Slots { get; set; } = DefaultSlots;
 
-    /// <summary>Unique per process; defaults to host name and process id. A name starting with '~' is the queue's own.</summary>
+    /// <summary>Unique per process; defaults to host name, process id and a random part. A name starting with '~' is the queue's own.</summary>
     [RegularExpression(@"^[^~\s][^\s]{0,127}$")]
     public string? Id { get; set; }
 
-    /// <summary>This process's worker id: <see cref="Id"/>, or the host name and process id.</summary>
-    public string WorkerId => Id ?? $"{Environment.MachineName}-{Environment.ProcessId}";
+    /// <summary>This process's worker id: <see cref="Id"/>, or the host name, the process id and a random part.</summary>
+    public string WorkerId => Id ?? ProcessWorkerId;
+
+    // Host name and pid alone repeat across containers: under --network host each has the host's name, and the
+    // service is the same pid in each. The random part keeps two such processes from sharing one registration.
+    private static readonly string ProcessWorkerId =
+        $"{Environment.MachineName}-{Environment.ProcessId}-{System.Security.Cryptography.RandomNumberGenerator.GetHexString(4, lowercase: true)}";
 
     /// <summary>How often leases are renewed; a third of the lease keeps two renewals of slack.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
