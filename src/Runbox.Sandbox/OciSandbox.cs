@@ -315,13 +315,26 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
                 cgroups.LimitsSocketMemoryApart ? $"at most {_options.SocketMemoryBytes} bytes beside the memory limit (cgroup v1)" : "within the memory limit");
             return new Started(runner, pidFiles, catalog, live, stateLock, uids, cgroups.Version, cgroups.Describe(), runtimeVersion);
         }
-        catch
+        catch (Exception startError)
         {
-            uids?.Dispose();
-            pidFiles?.Dispose();
-            UnmountRuntimeBinaries();
-            LiveFolder.Of(_stateDirectory).UnmountIfIdle();
+            // Best effort: what failed may be the very thing the cleanup needs (a mount the host refused), and
+            // the start's own error is the one to report.
+            foreach (var cleanup in (Action[])[() => uids?.Dispose(), () => pidFiles?.Dispose(), UnmountRuntimeBinaries, LiveFolder.Of(_stateDirectory).UnmountIfIdle])
+            {
+                try
+                {
+                    cleanup();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Log.CleanupFailed(_logger, "startup", e);
+                }
+            }
             await stateLock.DisposeAsync();
+            if (startError is IOException or UnauthorizedAccessException)
+            {
+                throw new SandboxException($"the sandbox could not prepare this host: {startError.Message} (it needs root with CAP_SYS_ADMIN, the host's mounts and cgroups)", startError);
+            }
             throw;
         }
     }

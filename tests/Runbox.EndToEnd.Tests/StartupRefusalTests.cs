@@ -20,6 +20,16 @@ public sealed class StartupRefusalTests
         AssertRefusedWith(outcome, "the sandbox must run as root");
     }
 
+    /// <summary>Root in a container without CAP_SYS_ADMIN: the cleanup after the refused mount used to throw over the reason.</summary>
+    [Fact]
+    public async Task Serve_RootWithoutSysAdmin_Refused()
+    {
+        var outcome = await RunAsync(["setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "--"]);
+
+        AssertRefusedWith(outcome, "the sandbox could not prepare this host: mount");
+        Assert.Contains("CAP_SYS_ADMIN", outcome.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Serve_NoCgroupHierarchy_Refused()
     {

@@ -52,7 +52,7 @@ internal sealed class LiveFolder
     {
         var idle = (!Directory.Exists(RunsDirectory) || !Directory.EnumerateFileSystemEntries(RunsDirectory).Any())
             && (!Directory.Exists(RuntimeRoot) || !Directory.EnumerateDirectories(RuntimeRoot).Any());
-        if (idle)
+        if (idle && IsMountPoint(Path))
         {
             Libc.Unmount(Path);
         }
