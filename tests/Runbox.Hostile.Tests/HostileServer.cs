@@ -64,7 +64,11 @@ public abstract class HostileServer(string runtime) : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
-        await Server.DisposeAsync();
+        // Null when the server never started: InitializeAsync's error is the one that counts.
+        if (Server is not null)
+        {
+            await Server.DisposeAsync();
+        }
         GC.SuppressFinalize(this);
     }
 
