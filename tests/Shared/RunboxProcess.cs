@@ -18,6 +18,13 @@ public sealed class RunboxProcess : IAsyncDisposable
     /// build (the package's <c>/usr/bin/runbox</c>) or a wrapper that runs it elsewhere (in the container
     /// image), given the same arguments and environment. Unset, the suites test the build next to them.
     /// </summary>
+    /// <summary>
+    /// How long a server may take to be ready: 90 s, or <c>RUNBOX_TEST_START_SECONDS</c> where the host is slow
+    /// by design (an emulated VM, where a start takes minutes).
+    /// </summary>
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(
+        int.TryParse(Environment.GetEnvironmentVariable("RUNBOX_TEST_START_SECONDS"), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 ? seconds : 90);
+
     private static readonly string? Launcher = Environment.GetEnvironmentVariable("RUNBOX_TEST_PROGRAM") is { Length: > 0 } launcher ? launcher : null;
     private readonly Process _process;
     private readonly StringBuilder _log = new();
@@ -91,13 +98,27 @@ public sealed class RunboxProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => runbox.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        if (networkNamespace is null)
+        try
         {
-            await runbox.WaitUntilLiveAsync(TimeSpan.FromSeconds(90));
+            if (networkNamespace is null)
+            {
+                await runbox.WaitUntilLiveAsync(StartTimeout);
+            }
+            else
+            {
+                await runbox.WaitForLogAsync(new System.Text.RegularExpressions.Regex("Application started"), StartTimeout);
+            }
         }
-        else
+        catch
         {
-            await runbox.WaitForLogAsync(new System.Text.RegularExpressions.Regex("Application started"), TimeSpan.FromSeconds(90));
+            // A server that missed its start would run on unowned, holding its port and its runs.
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync(CancellationToken.None);
+            }
+            process.Dispose();
+            throw;
         }
         return runbox;
     }
