@@ -1,0 +1,29 @@
+#!/bin/bash
+# The hostile suite (tests/Runbox.Hostile.Tests, published self-contained) against the installed
+# package on the cgroup v2 VM. Runs inside the VM as its job (scripts/vm/hostile puts it, the .deb and
+# the published suite in /host). Ends with the suite's own summary and exit code.
+set -euo pipefail
+
+start=$(date +%s)
+DEBIAN_FRONTEND=noninteractive dpkg -i /host/runbox_*_amd64.deb >/dev/null
+# The suite starts its own servers; the packaged one would only take their CPU.
+systemctl disable --now runbox.service 2>/dev/null
+echo "hostile: package installed in $(( $(date +%s) - start )) s"
+
+# Each server the suite starts gets a delegated cgroup of its own, as the unit gives the service:
+# a transient scope for the program's own process, which keeps its pid and its pipes to the suite.
+cat >/usr/local/bin/runbox-delegated <<'WRAP'
+#!/bin/sh
+exec systemd-run --scope --quiet --collect -p Delegate=yes -- /usr/bin/runbox "$@"
+WRAP
+chmod 0755 /usr/local/bin/runbox-delegated
+
+cp -a /host/hostile /opt/hostile
+cd /opt/hostile
+start=$(date +%s)
+set +e
+RUNBOX_TEST_PROGRAM=/usr/local/bin/runbox-delegated ./Runbox.Hostile.Tests -noColor -failSkips -result-xml /host/hostile-results.xml 2>&1
+rc=$?
+set -e
+echo "hostile: suite exit $rc after $(( $(date +%s) - start )) s"
+exit "$rc"
