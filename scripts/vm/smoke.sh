@@ -75,8 +75,8 @@ else
 fi
 check "package-layout" "$(ls -ld /usr/bin/runbox /var/lib/runbox /etc/runbox/runbox.env 2>&1 | tr '\n' ';')" \
   bash -c '[[ $(readlink -f /usr/bin/runbox) == /usr/lib/runbox/runbox && -f /lib/systemd/system/runbox.service
-             && $(stat -c %a /var/lib/runbox) == 700 && $(stat -c %a /etc/runbox/runbox.env) == 600 ]]
-           && dpkg-query -W -f "\${Conffiles}" runbox | grep -q /etc/runbox/runbox.env'
+             && $(stat -c %a /var/lib/runbox) == 700 && $(stat -c %a /etc/runbox/runbox.env) == 600 ]] &&
+           dpkg-query -W -f "\${Conffiles}" runbox | grep -q /etc/runbox/runbox.env'
 
 # The package starts the service on install (postinst), as Debian's services do; start is then a no-op.
 start=$(date +%s)
