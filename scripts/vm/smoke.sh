@@ -210,7 +210,12 @@ strays_of_root() {
 }
 outside=$(strays_of_root)
 check "cgroups-only-under-the-unit" "cgroups outside $UNIT_CGROUP: $outside" test -z "$outside"
-note "the unit's cgroup tree: $(cd "$UNIT_CGROUP" 2>/dev/null && find . -type d | head -12 | tr '\n' ' ')"
+tree=$(cd "$UNIT_CGROUP" 2>/dev/null && find . -mindepth 1 -type d | sort | tr '\n' ' ')
+note "the unit's cgroup tree with no task running: ${tree:-(no child cgroup)}; subtree_control $(cat "$UNIT_CGROUP/cgroup.subtree_control" 2>/dev/null)"
+# Every run is over: what is left under the unit is the service's own leaf and the (empty) parent of
+# the runs; systemd removes the whole subtree after a stop, so this is the check that sees leftovers.
+leftover=$(cd "$UNIT_CGROUP" 2>/dev/null && find . -mindepth 1 -type d ! -path ./service ! -path ./runs | sort | tr '\n' ' ')
+check "no-run-cgroup-left-after-the-runs" "under the unit: $leftover" test -z "$leftover"
 
 start=$(date +%s)
 systemctl stop runbox
