@@ -213,8 +213,11 @@ check "cgroups-only-under-the-unit" "cgroups outside $UNIT_CGROUP: $outside" tes
 tree=$(cd "$UNIT_CGROUP" 2>/dev/null && find . -mindepth 1 -type d | sort | tr '\n' ' ')
 note "the unit's cgroup tree with no task running: ${tree:-(no child cgroup)}; subtree_control $(cat "$UNIT_CGROUP/cgroup.subtree_control" 2>/dev/null)"
 # Every run is over: what is left under the unit is the service's own leaf and the (empty) parent of
-# the runs; systemd removes the whole subtree after a stop, so this is the check that sees leftovers.
-leftover=$(cd "$UNIT_CGROUP" 2>/dev/null && find . -mindepth 1 -type d ! -path ./service ! -path ./runs | sort | tr '\n' ' ')
+# the runs, as /health/ready names it; systemd removes the whole subtree after a stop, so this is the
+# check that sees leftovers.
+runs_parent=$(jq -r '.details.sandbox.cgroups // ""' <<<"$ready" | sed -n 's|.*runs under \([^ ,]*\).*|\1|p')
+runs_parent=${runs_parent#/system.slice/runbox.service/}
+leftover=$(cd "$UNIT_CGROUP" 2>/dev/null && find . -mindepth 1 -type d ! -path ./service ! -path "./$runs_parent" | sort | tr '\n' ' ')
 check "no-run-cgroup-left-after-the-runs" "under the unit: $leftover" test -z "$leftover"
 
 start=$(date +%s)
