@@ -6,9 +6,16 @@ set -euo pipefail
 
 start=$(date +%s)
 DEBIAN_FRONTEND=noninteractive dpkg -i /host/runbox_*_amd64.deb >/dev/null
+echo "hostile: package installed in $(( $(date +%s) - start )) s"
+# The packaged service (started by the install) once, for its start-up time on this host.
+start=$(date +%s)
+until curl -fsS --max-time 10 -o /dev/null http://127.0.0.1:8080/health/ready; do
+  (( $(date +%s) - start < 600 )) || break
+  sleep 2
+done
+echo "hostile: runbox.service ready after $(( $(date +%s) - start )) s"
 # The suite starts its own servers; the packaged one would only take their CPU.
 systemctl disable --now runbox.service 2>/dev/null
-echo "hostile: package installed in $(( $(date +%s) - start )) s"
 
 # Each server the suite starts gets a delegated cgroup of its own, as the unit gives the service:
 # a transient scope for the program's own process, which keeps its pid and its pipes to the suite.
