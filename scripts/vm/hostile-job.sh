@@ -4,6 +4,13 @@
 # the published suite in /host). Ends with the suite's own summary and exit code.
 set -euo pipefail
 
+# As in the smoke: emulated compilers need more than the default compile limit and deadline slack.
+# The suite's servers are started by the suite with their own environment, so it is given there too.
+mkdir -p /etc/systemd/system/runbox.service.d
+printf '[Service]\nEnvironment=Runbox__Sandbox__Compile__WallTime=00:03:00 Runbox__Sandbox__Compile__CpuTime=00:03:00 Runbox__Lifecycle__DeadlineSlack=00:03:00\n' \
+  >/etc/systemd/system/runbox.service.d/emulation.conf
+export Runbox__Sandbox__Compile__WallTime=00:03:00 Runbox__Sandbox__Compile__CpuTime=00:03:00 Runbox__Lifecycle__DeadlineSlack=00:03:00
+
 start=$(date +%s)
 DEBIAN_FRONTEND=noninteractive dpkg -i /host/runbox_*_amd64.deb >/dev/null
 echo "hostile: package installed in $(( $(date +%s) - start )) s"
