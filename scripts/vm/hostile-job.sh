@@ -16,7 +16,7 @@ DEBIAN_FRONTEND=noninteractive dpkg -i /host/runbox_*_amd64.deb >/dev/null
 echo "hostile: package installed in $(( $(date +%s) - start )) s"
 # The packaged service (started by the install) once, for its start-up time on this host.
 start=$(date +%s)
-until curl -fsS --max-time 10 -o /dev/null http://127.0.0.1:8080/health/ready; do
+until curl -fsS --max-time 10 -o /dev/null http://127.0.0.1:8080/health/ready 2>/dev/null; do
   (( $(date +%s) - start < 600 )) || break
   sleep 2
 done
