@@ -56,6 +56,11 @@ catch (UsageException exception)
     Console.Error.WriteLine("Run `runbox --help` for usage.");
     return 2;
 }
+catch (Runbox.Cli.Server.StartupRefusedException exception)
+{
+    Console.Error.WriteLine($"runbox: cannot start: {exception.Message}");
+    return Runbox.Cli.Server.StartupRefusedException.ExitCode;
+}
 catch (ApiException exception)
 {
     Console.Error.WriteLine($"runbox: {exception.Message}");

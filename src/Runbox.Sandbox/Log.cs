@@ -17,8 +17,8 @@ internal static partial class Log
     [LoggerMessage(12, LogLevel.Warning, "{Runtime} left no compiled seccomp filter: the profile is compiled on every run (slower)")]
     public static partial void SeccompNotPrecompiled(ILogger logger, string runtime);
 
-    [LoggerMessage(4, LogLevel.Information, "Sandbox state in {StateDirectory}, cgroup {CgroupVersion}, container prefix {Prefix}")]
-    public static partial void Started(ILogger logger, string stateDirectory, string cgroupVersion, string prefix);
+    [LoggerMessage(4, LogLevel.Information, "Sandbox state in {StateDirectory}, {Cgroups}, container prefix {Prefix}")]
+    public static partial void Started(ILogger logger, string stateDirectory, string cgroups, string prefix);
 
     [LoggerMessage(5, LogLevel.Warning, "Removed a leftover of an earlier process: {What} {Name}")]
     public static partial void LeftoverRemoved(ILogger logger, string what, string name);

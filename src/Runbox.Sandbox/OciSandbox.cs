@@ -32,9 +32,6 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     private readonly Lazy<Task<Started>> _startup;
     private int _disposed;
 
-    // Every runner of this instance names its run cgroups from here.
-    private readonly RunCgroupNames _cgroupNames;
-
     public OciSandbox(IOptions<SandboxOptions> options, ILogger<OciSandbox> logger, TimeProvider timeProvider)
     {
         _options = options.Value;
@@ -44,7 +41,6 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
         _stateDirectory = Path.GetFullPath(_options.StateDirectory);
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(_stateDirectory));
         ContainerPrefix = "rbx-" + Convert.ToHexStringLower(hash, 0, 4) + "-";
-        _cgroupNames = new RunCgroupNames(ContainerPrefix);
         _startup = new(StartAsync);
     }
 
@@ -53,6 +49,30 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     /// <summary><c>crun</c> or <c>runc</c>: the runtime chosen at startup.</summary>
     public string RuntimeName => Current.Runner.Runtime.Name;
+
+    /// <summary>The runtime's own account of its version (<c>crun version 1.8.1</c>).</summary>
+    public string RuntimeVersion => Current.RuntimeVersion;
+
+    /// <summary><c>v1</c> or <c>v2</c>: the cgroup hierarchy the runs are limited in.</summary>
+    public string CgroupVersion => Current.CgroupVersion;
+
+    /// <summary>The cgroup hierarchy, where the runs' cgroups are, and what the service did to get there.</summary>
+    public string Cgroups => Current.Cgroups;
+
+    /// <summary>
+    /// Checks, before anything else starts, that this host can run the sandbox: root, and a cgroup hierarchy
+    /// with the controllers runs need. On cgroup v2 this also moves the process out of its own cgroup into a
+    /// leaf of it, so that processes it starts afterwards (the embedded redis-server) are born there.
+    /// </summary>
+    /// <exception cref="SandboxException">What is wrong, and how to fix it, in one line.</exception>
+    public static void CheckHost()
+    {
+        if (Libc.GetEffectiveUserId() != 0)
+        {
+            throw new SandboxException("the sandbox must run as root: it creates namespaces, mounts and cgroups for every run (run it with sudo, or as the systemd service deploy/runbox.service)");
+        }
+        Cgroupfs.Detect();
+    }
 
     /// <summary>The runtime binary this sandbox calls (a read-only mount of it, normally).</summary>
     internal string RuntimePath => Current.Runner.Runtime.Path;
@@ -286,12 +306,14 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             SandboxRootfs.DeleteTree(Path.Combine(_stateDirectory, "rootfs"));
             var rootfs = SandboxRootfs.Prepare(live.Path, uids.All);
             pidFiles = new PidFileWatcher();
-            var runner = await SelectRuntimeAsync(candidates, rootfs, cgroups, pidFiles, live, uids);
+            // Every runner of this instance names its run cgroups from here.
+            var names = new RunCgroupNames(cgroups.RunsParent, ContainerPrefix);
+            var (runner, runtimeVersion) = await SelectRuntimeAsync(candidates, rootfs, cgroups, names, pidFiles, live, uids);
             var catalog = await LanguageCatalog.DetectAsync(_logger, CancellationToken.None);
-            Log.Started(_logger, _stateDirectory, cgroups.Version, ContainerPrefix);
+            Log.Started(_logger, _stateDirectory, cgroups.Describe(), ContainerPrefix);
             Log.Isolation(_logger, uids.First, uids.First + SandboxUids.BlockSize - 1,
                 cgroups.LimitsSocketMemoryApart ? $"at most {_options.SocketMemoryBytes} bytes beside the memory limit (cgroup v1)" : "within the memory limit");
-            return new Started(runner, pidFiles, catalog, live, stateLock, uids);
+            return new Started(runner, pidFiles, catalog, live, stateLock, uids, cgroups.Version, cgroups.Describe(), runtimeVersion);
         }
         catch
         {
@@ -311,8 +333,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// the host allows it (cgroup v1) crun is tried first started inside each run's cgroup and creating
     /// none (CgroupPlacement), then managing the cgroups itself.
     /// </summary>
-    private async Task<ContainerRunner> SelectRuntimeAsync(
-        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, LiveFolder live, SandboxUids uids)
+    private async Task<(ContainerRunner Runner, string Version)> SelectRuntimeAsync(
+        IReadOnlyList<(string Name, string Path)> candidates, SandboxRootfs rootfs, Cgroupfs cgroups, RunCgroupNames names, PidFileWatcher pidFiles, LiveFolder live, SandboxUids uids)
     {
         var reasons = new List<string>();
         foreach (var (name, path) in candidates)
@@ -324,13 +346,14 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
             {
                 try
                 {
-                    var runner = await ProveAsync(way, rootfs, cgroups, pidFiles, wayPlacement, live.RunsDirectory, uids);
+                    var runner = await ProveAsync(way, rootfs, cgroups, names, pidFiles, wayPlacement, live.RunsDirectory, uids);
                     var why = _options.Runtime != SandboxOptions.AutoRuntime ? "as configured; a test container ran with seccomp active"
                         : reasons.Count == 0 ? "preferred, and a test container ran with seccomp active"
                         : "fallback, a test container ran with seccomp active; " + string.Join("; ", reasons);
                     why += wayPlacement is null ? "; it manages each container's cgroups" : "; containers start inside their run cgroup, the runtime creates none";
-                    Log.RuntimeSelected(_logger, name, path, await way.VersionAsync(), why);
-                    return runner;
+                    var version = await way.VersionAsync();
+                    Log.RuntimeSelected(_logger, name, path, version, why);
+                    return (runner, version);
                 }
                 // cgroupfs refusing a placement (no writable devices hierarchy, say) rules out that way only.
                 catch (Exception e) when (e is SandboxException or IOException or UnauthorizedAccessException)
@@ -350,10 +373,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     /// <exception cref="SandboxException">A test container failed.</exception>
     /// <exception cref="IOException">cgroupfs or the run folder refused a step.</exception>
     private async Task<ContainerRunner> ProveAsync(
-        OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory, SandboxUids uids)
+        OciRuntime runtime, SandboxRootfs rootfs, Cgroupfs cgroups, RunCgroupNames names, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory, SandboxUids uids)
     {
-        var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, pidFiles, placement, runsDirectory, uids);
-        var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, _cgroupNames, pidFiles, _time, _options, placement);
+        var compiled = await ProbeAsync(runtime, new OciBundleBuilder(rootfs, _options, seccompBpf: null), cgroups, names, pidFiles, placement, runsDirectory, uids);
+        var runner = new ContainerRunner(runtime, new OciBundleBuilder(rootfs, _options, compiled), cgroups, names, pidFiles, _time, _options, placement);
         if (compiled is not null)
         {
             // Prove that this crun honours the annotation before relying on it.
@@ -395,10 +418,10 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
 
     /// <summary>Runs a test container; with crun returns the seccomp filter crun compiled for it.</summary>
     private async Task<byte[]?> ProbeAsync(
-        OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory, SandboxUids uids)
+        OciRuntime runtime, OciBundleBuilder builder, Cgroupfs cgroups, RunCgroupNames names, PidFileWatcher pidFiles, CgroupPlacement? placement, string runsDirectory, SandboxUids uids)
     {
         byte[]? compiled = null;
-        var runner = new ContainerRunner(runtime, builder, cgroups, _cgroupNames, pidFiles, _time, _options, placement);
+        var runner = new ContainerRunner(runtime, builder, cgroups, names, pidFiles, _time, _options, placement);
         await ProbeAsync(runner, runsDirectory, uids, containerId =>
         {
             if (runtime.TakesPrecompiledSeccomp)
@@ -462,7 +485,8 @@ public sealed class OciSandbox : ISandbox, IAsyncDisposable
     }
 
     private sealed record Started(
-        ContainerRunner Runner, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock, SandboxUids Uids)
+        ContainerRunner Runner, PidFileWatcher PidFiles, LanguageCatalog Catalog, LiveFolder Live, FileStream Lock, SandboxUids Uids,
+        string CgroupVersion, string Cgroups, string RuntimeVersion)
     {
         public string RunsDirectory => Live.RunsDirectory;
     }

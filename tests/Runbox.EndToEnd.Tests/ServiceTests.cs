@@ -295,6 +295,12 @@ public sealed class ServiceTests(ServeFixture fixture)
         Assert.Contains(workers, w => (int?)w!["slots"] == 4);
         Assert.Equal(HttpStatusCode.OK, readyStatus);
         Assert.Equal("ready", (string?)ready!["status"]);
+        // An operator sees the host's cgroup mode and the runtime without reading the log.
+        var sandbox = ready["details"]!["sandbox"]!;
+        Assert.Equal(File.Exists("/sys/fs/cgroup/cgroup.controllers") ? "v2" : "v1", (string?)sandbox["cgroup"]);
+        Assert.Contains("runs under ", (string?)sandbox["cgroups"], StringComparison.Ordinal);
+        Assert.Contains((string?)sandbox["runtime"], new[] { "crun", "runc" });
+        Assert.Contains("version", (string?)sandbox["runtime_version"], StringComparison.Ordinal);
         Assert.Contains("runbox_queue_running", metrics, StringComparison.Ordinal);
         Assert.Contains("runbox_attempt_run_seconds_bucket", metrics, StringComparison.Ordinal);
         Assert.NotNull(openapi["paths"]!["/v1/tasks"]);

@@ -9,7 +9,7 @@ public class RunCgroupNamesTests
     [Fact]
     public void Rent_WhileHeld_GivesDistinctPathsUnderTheRunboxParentWithThePrefix()
     {
-        var names = new RunCgroupNames(Prefix);
+        var names = new RunCgroupNames("/runbox", Prefix);
 
         var paths = Enumerable.Range(0, 50).Select(_ => names.Rent()).ToList();
 
@@ -20,7 +20,7 @@ public class RunCgroupNamesTests
     [Fact]
     public void Rent_AfterReturn_GivesTheReturnedPathAgain()
     {
-        var names = new RunCgroupNames(Prefix);
+        var names = new RunCgroupNames("/runbox", Prefix);
         var first = names.Rent();
         var second = names.Rent();
 
@@ -33,7 +33,7 @@ public class RunCgroupNamesTests
     [Fact]
     public void Rent_RunsOneAfterAnother_UseOneName()
     {
-        var names = new RunCgroupNames(Prefix);
+        var names = new RunCgroupNames("/runbox", Prefix);
 
         var paths = Enumerable.Range(0, 1000).Select(_ =>
         {
@@ -49,7 +49,7 @@ public class RunCgroupNamesTests
     public void Rent_PathNeverReturned_IsNotGivenOutAgain()
     {
         // A cgroup that could not be removed keeps its name: a second run must not share its cgroup.
-        var names = new RunCgroupNames(Prefix);
+        var names = new RunCgroupNames("/runbox", Prefix);
         var stuck = names.Rent();
 
         var later = Enumerable.Range(0, 100).Select(_ =>
@@ -65,7 +65,7 @@ public class RunCgroupNamesTests
     [Fact]
     public void Return_Twice_Throws()
     {
-        var names = new RunCgroupNames(Prefix);
+        var names = new RunCgroupNames("/runbox", Prefix);
         var path = names.Rent();
         names.Return(path);
 
@@ -75,8 +75,8 @@ public class RunCgroupNamesTests
     [Fact]
     public void Return_PathOfAnotherInstance_Throws()
     {
-        var names = new RunCgroupNames(Prefix);
-        var other = new RunCgroupNames("rbx-ffffffff-").Rent();
+        var names = new RunCgroupNames("/runbox", Prefix);
+        var other = new RunCgroupNames("/runbox", "rbx-ffffffff-").Rent();
 
         Assert.Throws<ArgumentException>(() => names.Return(other));
     }
@@ -84,7 +84,7 @@ public class RunCgroupNamesTests
     [Fact]
     public async Task Rent_ConcurrentRunners_NeverHoldTheSamePathAtOnce()
     {
-        var names = new RunCgroupNames(Prefix);
+        var names = new RunCgroupNames("/runbox", Prefix);
         var held = new System.Collections.Concurrent.ConcurrentDictionary<string, byte>();
         var clashes = 0;
 

@@ -102,6 +102,51 @@ public sealed class RunboxProcess : IAsyncDisposable
         return runbox;
     }
 
+    /// <summary>
+    /// Runs the program to its end, as a server that refuses to start ends: its exit code and what it wrote to
+    /// each stream. <paramref name="wrapper"/> is a command that runs it (under another user, in a mount
+    /// namespace), followed by the program's own command line.
+    /// </summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(
+        string role, string dataDirectory, IDictionary<string, string> environment, IReadOnlyList<string>? wrapper = null)
+    {
+        var command = new List<string>(wrapper ?? []);
+        command.Add(Launcher ?? "dotnet");
+        if (Launcher is null)
+        {
+            command.Add(Program);
+        }
+        command.AddRange([role, "--port", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory]);
+        var start = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start runbox");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"runbox did not end within 90 s:\n{await stdout}{await stderr}");
+        }
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     private void Append(string? line)
     {
         if (line is null)

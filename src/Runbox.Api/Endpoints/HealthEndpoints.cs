@@ -14,6 +14,9 @@ public interface IReadinessCheck
 
     /// <summary>Null when healthy, else what is wrong.</summary>
     Task<string?> CheckAsync(CancellationToken cancellationToken);
+
+    /// <summary>What an operator should see about the dependency (the sandbox's cgroup mode and runtime), or null.</summary>
+    IReadOnlyDictionary<string, string>? Details => null;
 }
 
 public static class HealthEndpoints
@@ -31,6 +34,7 @@ public static class HealthEndpoints
     public static async Task<JsonHttpResult<ReadyView>> Ready(HttpContext context, IEnumerable<IReadinessCheck> checks)
     {
         var results = new Dictionary<string, string>(StringComparer.Ordinal);
+        var details = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
         foreach (var check in checks)
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -39,6 +43,10 @@ public static class HealthEndpoints
             try
             {
                 problem = await check.CheckAsync(timeout.Token);
+                if (check.Details is { } known)
+                {
+                    details[check.Name] = known;
+                }
             }
             catch (Exception exception) when (exception is not OperationCanceledException || !context.RequestAborted.IsCancellationRequested)
             {
@@ -47,7 +55,7 @@ public static class HealthEndpoints
             results[check.Name] = problem ?? "ok";
         }
         var ready = results.Values.All(v => v == "ok");
-        return TypedResults.Json(new ReadyView(ready ? "ready" : "not_ready", results), statusCode: ready ? 200 : 503);
+        return TypedResults.Json(new ReadyView(ready ? "ready" : "not_ready", results, details), statusCode: ready ? 200 : 503);
     }
 
     public static async Task<ContentHttpResult> Metrics(HttpContext context, RunboxMetrics metrics, ITaskQueue queue)
@@ -76,7 +84,7 @@ public static class HealthEndpoints
         return TypedResults.Text(metrics.Render(gauges), "text/plain; version=0.0.4");
     }
 
-    public sealed record ReadyView(string Status, IReadOnlyDictionary<string, string> Checks);
+    public sealed record ReadyView(string Status, IReadOnlyDictionary<string, string> Checks, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> Details);
 }
 
 /// <summary>Store and queue answer a cheap read.</summary>

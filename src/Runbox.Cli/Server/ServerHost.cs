@@ -70,6 +70,14 @@ public static class ServerHost
         builder.Configuration.AddInMemoryCollection(overrides);
         var config = builder.Configuration;
 
+        var runsTasks = role is Role.Serve or Role.Worker;
+        if (runsTasks)
+        {
+            // Before any process is started: on cgroup v2 this moves the service into a leaf of its cgroup,
+            // where its children (the embedded redis-server) are then born.
+            Refuse<SandboxException>(OciSandbox.CheckHost);
+        }
+
         var storeSetting = config["Runbox:Store"] is { Length: > 0 } configuredStore ? configuredStore : null;
         if (role != Role.Serve && !config.GetValue<bool>(AllowLocalStoresSetting)
             && (string.IsNullOrWhiteSpace(config["Runbox:Redis"]) || storeSetting is null || storeSetting.StartsWith(TaskStoreFactory.SqlitePrefix, StringComparison.OrdinalIgnoreCase)))
@@ -104,7 +112,6 @@ public static class ServerHost
             o.ConnectionString = redisConnection;
         });
 
-        var runsTasks = role is Role.Serve or Role.Worker;
         if (runsTasks)
         {
             // The one rule that crosses two parts: a worker renews its leases well within their duration.
@@ -153,7 +160,21 @@ public static class ServerHost
         });
 
         await using var app = builder.Build();
+        // Settings and the sandbox are checked here, where a refusal is one line, rather than by the host's
+        // start, which logs them with a stack trace.
+        Refuse<OptionsValidationException>(() => app.Services.GetService<IStartupValidator>()?.Validate());
         await app.Services.GetRequiredService<SqlTaskStore>().MigrateAsync(cancellationToken);
+        if (runsTasks)
+        {
+            try
+            {
+                await app.Services.GetRequiredService<OciSandbox>().InitializeAsync(cancellationToken);
+            }
+            catch (SandboxException e)
+            {
+                throw new StartupRefusedException(e.Message, e);
+            }
+        }
         await RedisHealth.CheckEvictionPolicyAsync(multiplexer, log, cancellationToken);
         if (role == Role.Worker)
         {
@@ -179,6 +200,19 @@ public static class ServerHost
         }
         await multiplexer.CloseAsync();
         return 0;
+    }
+
+    private static void Refuse<TException>(Action check)
+        where TException : Exception
+    {
+        try
+        {
+            check();
+        }
+        catch (TException e)
+        {
+            throw new StartupRefusedException(e is OptionsValidationException options ? string.Join("; ", options.Failures) : e.Message, e);
+        }
     }
 
     /// <summary>The store setting without a password.</summary>

@@ -33,8 +33,6 @@ internal sealed record ContainerSpec
 /// </summary>
 internal sealed class OciBundleBuilder
 {
-    public const string CgroupParent = "/runbox";
-
     /// <summary>Name of the container's cgroup inside the run's cgroup.</summary>
     public const string ContainerCgroup = "ctr";
     public const string SeccompBpfAnnotation = "run.oci.seccomp_bpf_data";

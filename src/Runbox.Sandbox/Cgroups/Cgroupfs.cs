@@ -30,13 +30,25 @@ internal sealed record CgroupLimits(long MemoryBytes, int Processes, double Cpus
 /// The layout differs between cgroup v1 (one hierarchy per controller; what this host has) and the
 /// unified v2 hierarchy, hence one subclass per version, chosen by <see cref="Detect"/>.
 /// </summary>
-internal abstract class Cgroupfs(string root)
+/// <remarks>
+/// Run cgroups live under <see cref="RunsParent"/>, beneath the service's own cgroup (<see cref="Home"/>,
+/// read from /proc/self/cgroup): under systemd the unit's (<c>Delegate=yes</c>), in a container or a pod the
+/// one it was given. The service writes nowhere above its home. Paths are written from the hierarchy's root
+/// (or the cgroup namespace's), as config.json's <c>cgroupsPath</c> takes them.
+/// </remarks>
+internal abstract class Cgroupfs(string root, string home)
 {
     public const string DefaultRoot = "/sys/fs/cgroup";
     protected const long CpuPeriodMicroseconds = 100_000;
 
     /// <summary>Where cgroupfs is mounted; tests point it at a folder laid out like it.</summary>
     protected string Root { get; } = root;
+
+    /// <summary>The service's own cgroup, e.g. <c>/</c> or <c>/system.slice/runbox.service</c>.</summary>
+    public string Home { get; } = home;
+
+    /// <summary>The parent of every run cgroup: <c>runbox</c> in <see cref="Home"/>.</summary>
+    public string RunsParent => Home == "/" ? "/runbox" : Home + "/runbox";
 
     public abstract string Version { get; }
 
@@ -46,8 +58,44 @@ internal abstract class Cgroupfs(string root)
     /// </summary>
     public abstract bool LimitsSocketMemoryApart { get; }
 
-    public static Cgroupfs Detect(string root = DefaultRoot) =>
-        File.Exists(Path.Combine(root, "cgroup.controllers")) ? new CgroupfsV2(root) : new CgroupfsV1(root);
+    /// <summary>The hierarchy's version, where the runs live, and what the service did to get there; for the log and /health/ready.</summary>
+    public virtual string Describe() => $"cgroup {Version}, runs under {RunsParent}";
+
+    /// <summary>
+    /// The cgroupfs at <paramref name="root"/> as this process sees it, made ready for run cgroups: on v2
+    /// the service leaves its own cgroup for a leaf of it and enables the controllers below (see
+    /// <see cref="CgroupfsV2"/>). <paramref name="selfCgroup"/> is the text of /proc/self/cgroup.
+    /// </summary>
+    /// <exception cref="SandboxException">No usable hierarchy, or the controllers runs need are not delegated to the service.</exception>
+    public static Cgroupfs Detect(string root = DefaultRoot, string? selfCgroup = null)
+    {
+        selfCgroup ??= Libc.ReadFile("/proc/self/cgroup") ?? "";
+        if (File.Exists(Path.Combine(root, "cgroup.controllers")))
+        {
+            return CgroupfsV2.Prepare(root, selfCgroup);
+        }
+        if (Directory.Exists(Path.Combine(root, "memory")))
+        {
+            return CgroupfsV1.Prepare(root, selfCgroup);
+        }
+        throw new SandboxException(
+            $"no usable cgroup hierarchy at {root}: neither cgroup v2 (no {root}/cgroup.controllers) nor the cgroup v1 memory hierarchy ({root}/memory) is mounted; "
+            + $"mount cgroup2 there (mount -t cgroup2 none {root}) or boot with the cgroup v1 controllers mounted");
+    }
+
+    /// <summary>The cgroup path of <paramref name="controller"/> in /proc/self/cgroup text ("4:memory:/a", or "0::/a" for v2's ""), or null.</summary>
+    protected static string? OwnPath(string selfCgroup, string controller)
+    {
+        foreach (var line in selfCgroup.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split(':', 3);
+            if (parts.Length == 3 && (controller.Length == 0 ? parts[0] == "0" && parts[1].Length == 0 : parts[1].Split(',').Contains(controller)))
+            {
+                return parts[2].Trim() is { Length: > 0 } path ? path : "/";
+            }
+        }
+        return null;
+    }
 
     /// <summary>
     /// Creates the cgroup at <paramref name="path"/> (e.g. <c>/runbox/rbx-…</c>) with its limits;
@@ -110,7 +158,7 @@ internal abstract class Cgroupfs(string root)
     /// Sends SIGKILL to every process in the cgroup at <paramref name="path"/> and below it, in every
     /// hierarchy: what is left of a run whose runtime is gone.
     /// </summary>
-    public void KillAll(string path)
+    public virtual void KillAll(string path)
     {
         foreach (var directory in Directories(path).Where(Directory.Exists))
         {
@@ -215,7 +263,7 @@ internal abstract class Cgroupfs(string root)
 
 }
 
-internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
+internal sealed class CgroupfsV1(string root, string home, string? note = null) : Cgroupfs(root, home)
 {
     // The hierarchies the service configures or reads; the runtime adds the container's cgroup in every
     // hierarchy, so removal goes through all of them.
@@ -242,6 +290,22 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     private bool? _tcpAccounting;
 
     public override string Version => "v1";
+
+    public override string Describe() => base.Describe() + (note is null ? "" : $" ({note})");
+
+    /// <summary>
+    /// The v1 hierarchies with the runs under the service's own cgroup where it has one cgroup in every
+    /// hierarchy the runs use (systemd with <c>Delegate=yes</c> gives it that), else under each hierarchy's
+    /// root, as before v2 existed: a run has one cgroup path (config.json's <c>cgroupsPath</c>) for all of
+    /// them, and v1 has no delegation to respect. Nothing is moved: v1 lets a cgroup with processes have children.
+    /// </summary>
+    public static CgroupfsV1 Prepare(string root, string selfCgroup)
+    {
+        var homes = Controllers.Append(Devices).Select(controller => OwnPath(selfCgroup, controller) ?? "/").Distinct(StringComparer.Ordinal).ToList();
+        return homes.Count == 1
+            ? new CgroupfsV1(root, homes[0])
+            : new CgroupfsV1(root, "/", $"this process is in different cgroups per hierarchy ({string.Join(", ", homes)}), so the runs are under each hierarchy's root");
+    }
 
     // Where the kernel has it (CONFIG_MEMCG_KMEM): it is in the root memory cgroup as in every other.
     public override bool LimitsSocketMemoryApart => _tcpAccounting ??= File.Exists(Path.Combine(Root, "memory", "memory.kmem.tcp.limit_in_bytes"));
@@ -317,17 +381,110 @@ internal sealed class CgroupfsV1(string root) : Cgroupfs(root)
     }
 }
 
-internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
+/// <summary>
+/// The unified hierarchy. A v2 cgroup that enables controllers for its children may hold no process of its
+/// own ("no internal processes"), so a service in a cgroup of its own (a systemd unit, a container's cgroup
+/// namespace) first moves itself into the leaf <c>service</c> of it; its runs then go to <c>runbox</c> beside
+/// that leaf, with cpu, memory and pids enabled on the way. Every write is at or below the service's cgroup.
+/// </summary>
+internal sealed class CgroupfsV2(string root, string home, string? note) : Cgroupfs(root, home)
 {
     private const string Controllers = "+cpu +memory +pids";
+    private static readonly string[] Required = ["cpu", "memory", "pids"];
 
-    // Every run cgroup has the same parent; its controllers are enabled once, not on every run.
-    private string? _enabledParent;
+    /// <summary>The leaf the service's own processes move to.</summary>
+    public const string ServiceLeaf = "service";
+
+    // Once the process has left its cgroup for the leaf, /proc/self/cgroup names the leaf: every later
+    // detection in this process (per cgroupfs root) goes on from the first one's home.
+    private static readonly Dictionary<string, (string Home, string? Note)> Prepared = new(StringComparer.Ordinal);
+    private static readonly Lock PreparedGate = new();
 
     public override string Version => "v2";
 
     // memory.max covers socket buffers (the "sock" line of memory.stat).
     public override bool LimitsSocketMemoryApart => false;
+
+    public override string Describe() => base.Describe() + (note is null ? "" : $" ({note})");
+
+    /// <exception cref="SandboxException">The controllers are not delegated, or other processes share the service's cgroup.</exception>
+    public static CgroupfsV2 Prepare(string root, string selfCgroup)
+    {
+        lock (PreparedGate)
+        {
+            if (Prepared.TryGetValue(root, out var known))
+            {
+                return new CgroupfsV2(root, known.Home, known.Note);
+            }
+            var home = OwnPath(selfCgroup, "")
+                ?? throw new SandboxException($"cgroup v2 is mounted at {root}, but /proc/self/cgroup has no cgroup v2 line (0::/path)");
+            var homeDirectory = Path.Combine(root, home.TrimStart('/'));
+            var available = (Libc.ReadFile(Path.Combine(homeDirectory, "cgroup.controllers")) ?? "").Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+            var missing = Required.Where(c => !available.Contains(c, StringComparer.Ordinal)).ToList();
+            if (missing.Count > 0)
+            {
+                throw new SandboxException(
+                    $"cgroup v2: the {string.Join(", ", missing)} controller{(missing.Count > 1 ? "s are" : " is")} not delegated to this service's cgroup {home} "
+                    + $"(its cgroup.controllers: \"{string.Join(' ', available)}\"); run Runbox as a systemd service with Delegate=yes (deploy/runbox.service), "
+                    + "or in a container or pod given a cgroup of its own with those controllers");
+            }
+            string? note = null;
+            // The root cgroup has no cgroup.type and may hold processes beside enabled controllers.
+            if (File.Exists(Path.Combine(homeDirectory, "cgroup.type")))
+            {
+                var moved = MoveOwnProcesses(homeDirectory);
+                note = $"the service moved {moved} process{(moved == 1 ? "" : "es")} of its own into {home.TrimEnd('/')}/{ServiceLeaf}";
+            }
+            try
+            {
+                Libc.WriteFile(Path.Combine(homeDirectory, "cgroup.subtree_control"), Controllers);
+                var runs = Path.Combine(homeDirectory, "runbox");
+                Directory.CreateDirectory(runs);
+                Libc.WriteFile(Path.Combine(runs, "cgroup.subtree_control"), Controllers);
+            }
+            catch (IOException e)
+            {
+                var others = (Libc.ReadFile(Path.Combine(homeDirectory, "cgroup.procs")) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                throw new SandboxException(
+                    $"cgroup v2: cannot enable {Controllers} below {home} ({e.Message})"
+                    + (others.Length > 0 ? $"; processes that are not the service's share its cgroup (pids {string.Join(' ', others.Take(5))})" : "")
+                    + "; start Runbox in a cgroup of its own: a systemd service or scope with Delegate=yes (deploy/runbox.service, or systemd-run --scope -p Delegate=yes)");
+            }
+            Prepared[root] = (home, note);
+            return new CgroupfsV2(root, home, note);
+        }
+    }
+
+    /// <summary>Moves this process, and any child it started already (the embedded redis-server), to the service leaf.</summary>
+    private static int MoveOwnProcesses(string homeDirectory)
+    {
+        var leaf = Path.Combine(homeDirectory, ServiceLeaf);
+        Directory.CreateDirectory(leaf);
+        var self = Environment.ProcessId;
+        var moved = 0;
+        foreach (var line in (Libc.ReadFile(Path.Combine(homeDirectory, "cgroup.procs")) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries).Append(Text(self)).Distinct(StringComparer.Ordinal))
+        {
+            if (int.TryParse(line, NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && (pid == self || ParentOf(pid) == self))
+            {
+                Libc.WriteFile(Path.Combine(leaf, "cgroup.procs"), Text(pid));
+                moved++;
+            }
+        }
+        return moved;
+    }
+
+    private static int? ParentOf(int pid)
+    {
+        var status = Libc.ReadFile($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/status") ?? "";
+        foreach (var line in status.Split('\n'))
+        {
+            if (line.StartsWith("PPid:", StringComparison.Ordinal))
+            {
+                return int.TryParse(line.AsSpan(5).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var parent) ? parent : null;
+            }
+        }
+        return null;
+    }
 
     public override CgroupStats Read(string path, long oomEvents)
     {
@@ -348,14 +505,21 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
         return [Dir("", path)];
     }
 
+    /// <summary>cgroup.kill (kernel 5.14 on) kills the whole subtree at once, forks in flight included.</summary>
+    public override void KillAll(string path)
+    {
+        var kill = Path.Combine(Dir("", path), "cgroup.kill");
+        if (File.Exists(kill))
+        {
+            Libc.WriteFile(kill, "1");
+            return;
+        }
+        base.KillAll(path);
+    }
+
     protected override OomEventCounter? Configure(string path, CgroupLimits limits)
     {
-        var parent = Path.GetDirectoryName(path.TrimStart('/'))!;
-        if (parent != _enabledParent)
-        {
-            EnableControllersDownTo(parent);
-            _enabledParent = parent;
-        }
+        // The controllers are enabled down to RunsParent by Prepare.
         var dir = Dir("", path);
         Directory.CreateDirectory(dir);
         Libc.WriteFile(Path.Combine(dir, "memory.max"), Text(limits.MemoryBytes));
@@ -363,18 +527,5 @@ internal sealed class CgroupfsV2(string root) : Cgroupfs(root)
         Libc.WriteFile(Path.Combine(dir, "pids.max"), Text(limits.Processes));
         Libc.WriteFile(Path.Combine(dir, "cpu.max"), $"{Text((long)(limits.Cpus * CpuPeriodMicroseconds))} {Text(CpuPeriodMicroseconds)}");
         return null;
-    }
-
-    /// <summary>Controllers reach a cgroup only when every ancestor enables them for its children.</summary>
-    private void EnableControllersDownTo(string parent)
-    {
-        var ancestor = Root;
-        foreach (var part in parent.Split('/', StringSplitOptions.RemoveEmptyEntries))
-        {
-            Libc.WriteFile(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
-            ancestor = Path.Combine(ancestor, part);
-            Directory.CreateDirectory(ancestor);
-        }
-        Libc.WriteFile(Path.Combine(ancestor, "cgroup.subtree_control"), Controllers);
     }
 }

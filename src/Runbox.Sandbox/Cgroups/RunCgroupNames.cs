@@ -1,10 +1,9 @@
 using System.Globalization;
-using Runbox.Sandbox.Bundle;
 
 namespace Runbox.Sandbox.Cgroups;
 
 /// <summary>
-/// Paths for run cgroups (<c>/runbox/{prefix}cg{n}</c>): a name is handed out again once the cgroup that
+/// Paths for run cgroups (<c>{runs parent}/{prefix}cg{n}</c>, e.g. <c>/runbox/rbx-…cg0</c>): a name is handed out again once the cgroup that
 /// had it is gone, so an instance uses as many names as it ever had runs at once.
 /// </summary>
 /// <remarks>
@@ -16,9 +15,9 @@ namespace Runbox.Sandbox.Cgroups;
 /// again, the prefix is this instance's alone (its state folder is locked), and the leftover sweep at
 /// start (LeftoverCleaner) removes what a crashed process left, or fails the start, before the first run.
 /// </remarks>
-internal sealed class RunCgroupNames(string prefix)
+internal sealed class RunCgroupNames(string runsParent, string prefix)
 {
-    private readonly string _stem = OciBundleBuilder.CgroupParent + "/" + prefix + "cg";
+    private readonly string _stem = runsParent + "/" + prefix + "cg";
     private readonly Lock _gate = new();
 
     // Most recently freed first: the names in use stay few and their dentries warm.

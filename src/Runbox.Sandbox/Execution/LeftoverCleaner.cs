@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Runbox.Sandbox.Bundle;
 using Runbox.Sandbox.Cgroups;
 using Runbox.Sandbox.Runtime;
 
@@ -26,7 +25,7 @@ internal sealed class LeftoverCleaner(string prefix, Cgroupfs cgroups, ILogger l
         }
 
         // Run cgroups (with the container's beneath, if its runtime died too) in every hierarchy.
-        var runCgroups = cgroups.Directories(OciBundleBuilder.CgroupParent)
+        var runCgroups = cgroups.Directories(cgroups.RunsParent)
             .Where(Directory.Exists)
             .SelectMany(parent => Directory.EnumerateDirectories(parent, prefix + "*"))
             .Select(Path.GetFileName)
@@ -34,7 +33,7 @@ internal sealed class LeftoverCleaner(string prefix, Cgroupfs cgroups, ILogger l
             .ToList();
         foreach (var name in runCgroups)
         {
-            foreach (var removed in cgroups.Remove(OciBundleBuilder.CgroupParent + "/" + name))
+            foreach (var removed in cgroups.Remove(cgroups.RunsParent + "/" + name))
             {
                 Log.LeftoverRemoved(logger, "cgroup", removed);
             }

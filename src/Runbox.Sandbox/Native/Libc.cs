@@ -42,6 +42,9 @@ internal static partial class Libc
     [LibraryImport("libc")]
     private static partial int gettid();
 
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint read(SafeFileHandle fd, out ulong value, nint count);
 
@@ -89,6 +92,8 @@ internal static partial class Libc
 
     /// <summary>The calling thread's kernel id (what cgroup v1's <c>tasks</c> files take).</summary>
     public static int GetThreadId() => gettid();
+
+    public static uint GetEffectiveUserId() => geteuid();
 
     /// <summary>A non-blocking eventfd (counter starting at 0), closed on exec.</summary>
     public static SafeFileHandle CreateEventFd()
