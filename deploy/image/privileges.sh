@@ -4,7 +4,14 @@
 # `scripts/image privileges` can leave out one at a time.
 RUNBOX_IMAGE_CAPS=(SYS_ADMIN SETUID SETGID CHOWN DAC_OVERRIDE NET_ADMIN KILL SETPCAP MKNOD)
 RUNBOX_IMAGE_OPTIONS=(
+  # The service creates its runs' cgroups: podman mounts /sys/fs/cgroup read-only otherwise.
   --volume=/sys/fs/cgroup:/sys/fs/cgroup:rw
+  # The cgroup paths in /proc/self/cgroup must be those of the bound tree, which is the host's
+  # (podman's default on cgroup v1; stated so that a containers.conf cannot change it).
+  --cgroupns=host
+  # runc 1.1 adds /dev/net/tun (c 10:200) to every container's device allowlist, and a device cgroup
+  # may allow only what its parent does: the runs' cgroups nest under this container's.
+  "--device-cgroup-rule=c 10:200 rwm"
 )
 RUNBOX_IMAGE_PRIVILEGES=(--cap-drop=all)
 for cap in "${RUNBOX_IMAGE_CAPS[@]}"; do RUNBOX_IMAGE_PRIVILEGES+=("--cap-add=$cap"); done
