@@ -48,8 +48,12 @@ public abstract class HostileSuite(HostileServer server)
         Assert.True(uids.Success, "the server did not log its uids");
         Assert.Empty(ProcessesOf(long.Parse(uids.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(uids.Groups[2].Value, CultureInfo.InvariantCulture)));
         var prefix = server.Server.ContainerPrefix ?? throw new InvalidOperationException("no container prefix in the log");
-        var cgroups = Directory.EnumerateDirectories("/sys/fs/cgroup")
-            .Select(hierarchy => Path.Combine(hierarchy, "runbox"))
+        // Where this server put its run cgroups, as its sandbox logged it: beneath its own cgroup.
+        var runsUnder = System.Text.RegularExpressions.Regex.Match(server.Server.Log, @"runs under ([^\s,]+)");
+        Assert.True(runsUnder.Success, "the server did not log where its run cgroups are");
+        var hierarchies = File.Exists("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : Directory.EnumerateDirectories("/sys/fs/cgroup");
+        var cgroups = hierarchies
+            .Select(hierarchy => hierarchy + runsUnder.Groups[1].Value)
             .Where(Directory.Exists)
             .SelectMany(parent => Directory.EnumerateDirectories(parent, prefix + "*"))
             .ToList();

@@ -198,13 +198,15 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
 
         var run = Fixture.Sandbox.RunAsync(SandboxFixture.Spec("c", source), new SignalOnOutput(spinning), TestContext.Current.CancellationToken);
         await spinning.Task.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        var quotas = Directory.GetDirectories("/sys/fs/cgroup/cpu/runbox", Fixture.Sandbox.ContainerPrefix + "*")
-            .Select(run => File.ReadAllText(Path.Combine(run, "cpu.cfs_quota_us")).Trim())
+        // cgroup v1 has the quota alone in its own file, v2 the quota and the period in one.
+        var v1 = Fixture.Sandbox.CgroupVersion == "v1";
+        var quotas = Directory.GetDirectories(SandboxFixture.RunCgroupParent("cpu"), Fixture.Sandbox.ContainerPrefix + "*")
+            .Select(run => File.ReadAllText(Path.Combine(run, v1 ? "cpu.cfs_quota_us" : "cpu.max")).Trim())
             .ToList();
         var result = await run;
 
         Assert.Equal(Verdict.Ok, result.Verdict);
-        Assert.Equal(["100000"], quotas);
+        Assert.Equal([v1 ? "100000" : "100000 100000"], quotas);
         var measured = result.Stdout.Split(' ').Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.True(measured[0] / measured[1] < 1.2, $"CPU {measured[0]} s over {measured[1]} s of wall time; {Describe(result)}");
     }
@@ -222,13 +224,13 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
             var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var run = Fixture.Sandbox.RunAsync(SandboxFixture.Spec("bash", "echo up; sleep 0.2"), new SignalOnOutput(running), TestContext.Current.CancellationToken);
             await running.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-            names.Add(Path.GetFileName(Assert.Single(Directory.GetDirectories("/sys/fs/cgroup/memory/runbox", Fixture.Sandbox.ContainerPrefix + "*"))));
+            names.Add(Path.GetFileName(Assert.Single(Directory.GetDirectories(SandboxFixture.RunCgroupParent("memory"), Fixture.Sandbox.ContainerPrefix + "*"))));
             var result = await run;
             Assert.Equal(Verdict.Ok, result.Verdict);
         }
 
         Assert.Single(names.Distinct());
-        Assert.Empty(Directory.GetDirectories("/sys/fs/cgroup/memory/runbox", Fixture.Sandbox.ContainerPrefix + "*"));
+        Assert.Empty(Directory.GetDirectories(SandboxFixture.RunCgroupParent("memory"), Fixture.Sandbox.ContainerPrefix + "*"));
     }
 
     [Fact]
@@ -607,7 +609,7 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
         // one of them passes through a cgroup of its own under /runbox on purpose (CgroupPlacementTests).
         var placed = Directory.EnumerateDirectories("/proc/self/task")
             .Select(task => File.ReadAllText(Path.Combine(task, "cgroup")))
-            .Where(cgroups => cgroups.Contains("/runbox/" + Fixture.Sandbox.ContainerPrefix, StringComparison.Ordinal))
+            .Where(cgroups => cgroups.Contains(SandboxFixture.RunCgroupPath + "/" + Fixture.Sandbox.ContainerPrefix, StringComparison.Ordinal))
             .ToList();
         Assert.Empty(placed);
     }
@@ -723,33 +725,45 @@ public abstract class SandboxContractTests(SandboxFixture fixture) : IAsyncLifet
 public sealed class CrunSandboxTests(CrunFixture fixture) : SandboxContractTests(fixture), IClassFixture<CrunFixture>
 {
     /// <summary>
-    /// crun on a cgroup v1 host (this one) starts inside the run's cgroup and creates none itself
-    /// (CgroupPlacement); the container still gets the device allowlist a runtime would have given it.
+    /// crun on a cgroup v1 host starts inside the run's cgroup and creates none itself (CgroupPlacement); the
+    /// container still gets the device allowlist a runtime would have given it. On cgroup v2 crun makes the
+    /// container's cgroup beneath the run's, and the run's cgroup holds no process of its own.
     /// </summary>
     [Fact]
-    public async Task RunAsync_OnCgroupV1_TheContainerStaysInTheRunCgroupWithTheDeviceAllowlist()
+    public async Task RunAsync_TheContainerIsInTheRunCgroup_WithTheDeviceAllowlistOnV1()
     {
-        Assert.Equal("v1", Cgroups.Cgroupfs.Detect().Version);
         var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var prefix = Fixture.Sandbox.ContainerPrefix;
+        var v1 = Fixture.Sandbox.CgroupVersion == "v1";
 
         var run = Fixture.Sandbox.RunAsync(SandboxFixture.Spec("bash", "sleep 1 & echo up; wait"), new SignalOnOutput(running), TestContext.Current.CancellationToken);
         await running.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-        var runCgroup = Assert.Single(Directory.GetDirectories("/sys/fs/cgroup/memory/runbox", prefix + "*"));
+        var runCgroup = Assert.Single(Directory.GetDirectories(SandboxFixture.RunCgroupParent("memory"), prefix + "*"));
         var members = (await File.ReadAllLinesAsync(Path.Combine(runCgroup, "cgroup.procs"), TestContext.Current.CancellationToken)).ToList();
-        var devicesOfMembers = members.Select(pid => File.ReadAllLines($"/proc/{pid}/cgroup").Single(line => line.Contains(":devices:", StringComparison.Ordinal))).Distinct().ToList();
-        var allowed = await File.ReadAllLinesAsync(Path.Combine("/sys/fs/cgroup/devices/runbox", Path.GetFileName(runCgroup), "devices.list"), TestContext.Current.CancellationToken);
-        var freezerRuns = Directory.Exists("/sys/fs/cgroup/freezer/runbox") ? Directory.GetDirectories("/sys/fs/cgroup/freezer/runbox", prefix + "*") : [];
+        var container = Path.Combine(runCgroup, "ctr");
+        var containerMembers = Directory.Exists(container) ? (await File.ReadAllLinesAsync(Path.Combine(container, "cgroup.procs"), TestContext.Current.CancellationToken)).ToList() : [];
+        var devicesOfMembers = v1 ? members.Select(pid => File.ReadAllLines($"/proc/{pid}/cgroup").Single(line => line.Contains(":devices:", StringComparison.Ordinal))).Distinct().ToList() : [];
+        var allowed = v1 ? await File.ReadAllLinesAsync(Path.Combine(SandboxFixture.RunCgroupParent("devices"), Path.GetFileName(runCgroup), "devices.list"), TestContext.Current.CancellationToken) : [];
+        var freezerRuns = v1 && Directory.Exists("/sys/fs/cgroup/freezer/runbox") ? Directory.GetDirectories("/sys/fs/cgroup/freezer/runbox", prefix + "*") : [];
         var result = await run;
 
         Assert.Equal(Verdict.Ok, result.Verdict);
-        // The runtime, tini, bash and sleep.
-        Assert.Equal(4, members.Count);
-        // The device allowlist is the run cgroup's own, as the other limits are.
-        Assert.Equal("/runbox/" + Path.GetFileName(runCgroup), Assert.Single(devicesOfMembers).Split(':', 3)[2]);
-        Assert.Contains("c 1:3 rwm", allowed);
-        Assert.DoesNotContain("a *:* rwm", allowed);
-        Assert.Empty(freezerRuns);
+        if (v1)
+        {
+            // The runtime, tini, bash and sleep.
+            Assert.Equal(4, members.Count);
+            // The device allowlist is the run cgroup's own, as the other limits are.
+            Assert.Equal(SandboxFixture.RunCgroupPath + "/" + Path.GetFileName(runCgroup), Assert.Single(devicesOfMembers).Split(':', 3)[2]);
+            Assert.Contains("c 1:3 rwm", allowed);
+            Assert.DoesNotContain("a *:* rwm", allowed);
+            Assert.Empty(freezerRuns);
+        }
+        else
+        {
+            // tini, bash and sleep, in the container's cgroup beneath the run's limits.
+            Assert.Empty(members);
+            Assert.Equal(3, containerMembers.Count);
+        }
     }
 }
 

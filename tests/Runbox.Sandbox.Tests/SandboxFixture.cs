@@ -67,6 +67,21 @@ public abstract class SandboxFixture(string runtime) : IAsyncLifetime
     };
 
     /// <summary>Containers, cgroups, run folders and mounts of this sandbox that still exist.</summary>
+    /// <summary>
+    /// The folder holding this host's run cgroups in the hierarchy of <paramref name="controller"/> (cgroup v1),
+    /// or in the unified hierarchy (v2), beneath the cgroup of this process as the sandbox nests them.
+    /// </summary>
+    public static string RunCgroupParent(string controller)
+    {
+        var cgroups = Cgroups.Cgroupfs.Detect();
+        return cgroups.Version == "v1"
+            ? Path.Combine(Cgroups.Cgroupfs.DefaultRoot, controller, cgroups.RunsParent.TrimStart('/'))
+            : Path.Combine(Cgroups.Cgroupfs.DefaultRoot, cgroups.RunsParent.TrimStart('/'));
+    }
+
+    /// <summary>The parent of the run cgroups as cgroup paths name it (<c>/runbox</c> or <c>/system.slice/x.service/runbox</c>).</summary>
+    public static string RunCgroupPath => Cgroups.Cgroupfs.Detect().RunsParent;
+
     public Task<IReadOnlyList<string>> LeftoversAsync() => LeftoversAsync(Sandbox.ContainerPrefix, StateDirectory);
 
     public async Task<IReadOnlyList<string>> LeftoversAsync(string prefix, string stateDirectory)
@@ -83,9 +98,9 @@ public abstract class SandboxFixture(string runtime) : IAsyncLifetime
             Assert.Equal(0, list.ExitCode);
             leftovers.AddRange(ids.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Select(id => "container " + id));
         }
-        foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        var cgroups = Cgroups.Cgroupfs.Detect();
+        foreach (var parent in cgroups.Directories(cgroups.RunsParent))
         {
-            var parent = Path.Combine(hierarchy, "runbox");
             if (Directory.Exists(parent))
             {
                 leftovers.AddRange(Directory.EnumerateDirectories(parent, prefix + "*").Select(dir => "cgroup " + dir));

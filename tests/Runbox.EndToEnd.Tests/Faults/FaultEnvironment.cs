@@ -112,7 +112,7 @@ public static class FaultEnvironment
     public static async Task<OwnedProcess> StartRedisAsync(int port, string? aofDirectory = null, params string[] extraBinds)
     {
         var portText = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true };
+        var start = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in new[] { "--port", portText, "--bind", string.Join(' ', extraBinds.Prepend("127.0.0.1")), "--protected-mode", "no", "--save", "", "--maxmemory-policy", "noeviction" })
         {
             start.ArgumentList.Add(arg);
@@ -123,15 +123,33 @@ public static class FaultEnvironment
             start.ArgumentList.Add(arg);
         }
         var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
+        // Its last lines say why, should it not start (a port taken meanwhile, an address not up yet).
+        var said = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) => Keep(said, e.Data);
+        process.ErrorDataReceived += (_, e) => Keep(said, e.Data);
         process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while ((await RunAsync("redis-cli", "-p", portText, "ping")).Trim() != "PONG")
         {
-            Assert.True(DateTime.UtcNow < deadline, "redis-server did not start");
+            Assert.True(!process.HasExited && DateTime.UtcNow < deadline,
+                $"redis-server on port {portText} (binds {string.Join(' ', extraBinds.Prepend("127.0.0.1"))}) did not start{(process.HasExited ? $", exit code {process.ExitCode}" : "")}:\n{string.Join('\n', said)}");
             await Task.Delay(100);
         }
         return new OwnedProcess(process);
+    }
+
+    private static void Keep(System.Collections.Concurrent.ConcurrentQueue<string> lines, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        lines.Enqueue(line);
+        while (lines.Count > 20)
+        {
+            lines.TryDequeue(out _);
+        }
     }
 
     public static async Task<string> RunAsync(string file, params string[] args) => (await RunWithCodeAsync(file, args)).Output;

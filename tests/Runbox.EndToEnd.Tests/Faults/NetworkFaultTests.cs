@@ -23,6 +23,8 @@ public sealed class NetworkFaultTests
         await using var api = await RunboxProcess.StartAsync("api", TestEnvironment.NewDataDirectory(), onHost);
         await using var remote = await RunboxProcess.StartInNetworkAsync("worker", TestEnvironment.NewDataDirectory(), onGuest, net.NamespacePath, "--slots", "1");
         using var client = new ApiClient(api.BaseAddress);
+        // The API offers what registered workers offer: the worker's first registration may come after its start.
+        await WaitUntilOfferedAsync(client, "bash");
         var id = (string)(await client.SubmitAsync(new { language = "bash", source = "sleep 6; echo \"done by $HOSTNAME\"", limits = new { wall_time_ms = 30000 } }))["id"]!;
         var running = await client.WaitForStatusAsync(id, "running");
         Assert.Equal(remote.WorkerId, (string?)running["transitions"]!.AsArray()[^1]!["worker"]);
@@ -42,7 +44,9 @@ public sealed class NetworkFaultTests
             FaultEnvironment.AssertLegalPath(after);
         }
 
-        // Back on the network, the remote worker takes work again.
+        // Back on the network, the remote worker takes work again, once it has registered again (its
+        // registration may have run out during the cut, and the local worker is gone).
+        await WaitUntilOfferedAsync(client, "bash");
         var next = (string)(await client.SubmitAsync(new { language = "bash", source = "echo back" }))["id"]!;
         var nextDone = await client.WaitForStatusAsync(next, "completed", TimeSpan.FromSeconds(60));
         Assert.Equal(remote.WorkerId, (string?)nextDone["transitions"]!.AsArray()[^1]!["worker"]);
@@ -89,4 +93,7 @@ public sealed class NetworkFaultTests
         env["Runbox__AllowLocalStores"] = "true";
         return env;
     }
+
+    private static Task WaitUntilOfferedAsync(ApiClient client, string language) =>
+        client.WaitForEndpointAsync("/v1/languages", languages => languages.AsArray().Any(l => (string?)l!["id"] == language), TimeSpan.FromSeconds(60));
 }
