@@ -60,15 +60,13 @@ check "host-cgroup-v2-only" "$(findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE | 
   bash -c '[[ -f /sys/fs/cgroup/cgroup.controllers && ! -e /sys/fs/cgroup/memory ]] && ! findmnt -rn -t cgroup >/dev/null'
 
 # Software emulation makes compilers tens of times slower than on hardware: g++ and javac need more
-# than the default 20 s compile limit. The attempt's deadline allows a fixed 60 s for compiling
-# (Dispatch.CompileAllowance) plus the slack, whatever the compile limit, so the slack grows with it.
+# than the default 20 s compile limit (the attempt's deadline follows it: Runbox:Lifecycle:CompileAllowance).
 # A drop-in, so the package's own files stay as shipped; it is in place before the install, which
 # starts the service.
 mkdir -p /etc/systemd/system/runbox.service.d
 cat >/etc/systemd/system/runbox.service.d/emulation.conf <<'CONF'
 [Service]
 Environment=Runbox__Sandbox__Compile__WallTime=00:03:00 Runbox__Sandbox__Compile__CpuTime=00:03:00
-Environment=Runbox__Lifecycle__DeadlineSlack=00:03:00
 CONF
 
 start=$(date +%s)
