@@ -66,30 +66,7 @@ public sealed class RunboxProcess : IAsyncDisposable
     private static async Task<RunboxProcess> StartCoreAsync(string role, string dataDirectory, IDictionary<string, string> environment, int? port, string? networkNamespace, string[] extraArgs)
     {
         port ??= FreePort();
-        var start = new ProcessStartInfo(networkNamespace is not null ? "nsenter" : Launcher ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (networkNamespace is not null)
-        {
-            start.ArgumentList.Add($"--net={networkNamespace}");
-            start.ArgumentList.Add("--");
-            start.ArgumentList.Add(Launcher ?? "dotnet");
-        }
-        if (Launcher is null)
-        {
-            start.ArgumentList.Add(Program);
-        }
-        foreach (var arg in new[] { role, "--port", port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory }.Concat(extraArgs))
-        {
-            start.ArgumentList.Add(arg);
-        }
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
+        var start = CommandLine(networkNamespace is null ? [] : ["nsenter", $"--net={networkNamespace}", "--"], role, port.Value, dataDirectory, environment, extraArgs);
         start.Environment["Logging__Console__FormatterName"] = "simple";
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start runbox");
@@ -131,27 +108,7 @@ public sealed class RunboxProcess : IAsyncDisposable
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunToExitAsync(
         string role, string dataDirectory, IDictionary<string, string> environment, IReadOnlyList<string>? wrapper = null)
     {
-        var command = new List<string>(wrapper ?? []);
-        command.Add(Launcher ?? "dotnet");
-        if (Launcher is null)
-        {
-            command.Add(Program);
-        }
-        command.AddRange([role, "--port", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory]);
-        var start = new ProcessStartInfo(command[0])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in command.Skip(1))
-        {
-            start.ArgumentList.Add(arg);
-        }
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
+        var start = CommandLine(wrapper ?? [], role, FreePort(), dataDirectory, environment, []);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start runbox");
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -166,6 +123,32 @@ public sealed class RunboxProcess : IAsyncDisposable
             throw new TimeoutException($"runbox did not end within 90 s:\n{await stdout}{await stderr}");
         }
         return (process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>The program's command line (after <paramref name="wrapper"/>, a command that runs it) with its output redirected.</summary>
+    private static ProcessStartInfo CommandLine(
+        IReadOnlyList<string> wrapper, string role, int port, string dataDirectory, IDictionary<string, string> environment, IEnumerable<string> extraArgs)
+    {
+        var program = Launcher is null ? new[] { "dotnet", Program } : [Launcher];
+        var command = wrapper.Concat(program)
+            .Concat([role, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--data", dataDirectory])
+            .Concat(extraArgs)
+            .ToList();
+        var start = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+        return start;
     }
 
     private void Append(string? line)
